@@ -1,0 +1,40 @@
+"""Exports a run's latest checkpoint as a transformers + sentence-transformers folder.
+
+    python -m jina_jax.export --workdir RUN --out DIR [--step N] [--auto-map local|official]
+
+JinaBERT exports carry their own modeling file, so
+``AutoModel.from_pretrained(DIR, trust_remote_code=True)`` and
+``SentenceTransformer(DIR, trust_remote_code=True)`` work offline. ``--auto-map official``
+points config.json at jinaai/jina-bert-implementation instead (needs the hub and transformers 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jina_jax.checkpoints import load_model_from_workdir
+from jina_jax.hf.io import save_hf
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jina_jax.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--step", type=int, default=None, help="default: the latest")
+    parser.add_argument("--auto-map", choices=("local", "official"), default="local")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model_from_workdir(args.workdir, step=args.step)
+        out = save_hf(model, args.out, auto_map=args.auto_map, overwrite=args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

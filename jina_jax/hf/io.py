@@ -1,0 +1,301 @@
+"""Reading and writing Hugging Face folders (safetensors only, never pickle).
+
+``params_from_hf`` / ``params_to_hf`` apply the rule tables of ``jina_jax.hf.mapping``.
+``load_hf`` reads a transformers or sentence-transformers folder into a ``jina_jax.Model``;
+``save_hf`` writes one folder that is both: transformers loads it (JinaBERT through the modeling
+file shipped inside it) and ``SentenceTransformer(dir)`` loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Any
+
+import jax
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from jina_jax.hf import mapping
+from jina_jax.hf.remote_code import OFFICIAL_AUTO_MAP, copy_remote_code
+from jina_jax.models import BertConfig, EncoderConfig, T5Config, build_encoder
+
+PathLike = str | os.PathLike
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's tensors do not fit the model: names the tensors at fault."""
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+def read_safetensors(folder: PathLike) -> dict[str, np.ndarray]:
+    """All tensors of ``model.safetensors`` or of the shards named in its index, as numpy."""
+    folder = pathlib.Path(folder)
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    elif (folder / "model.safetensors").exists():
+        files = ["model.safetensors"]
+    else:
+        found = sorted(p.name for p in folder.glob("*.bin")) + sorted(
+            p.name for p in folder.glob("*.pt")
+        )
+        hint = f" (found {', '.join(found)}: pickle files are never loaded)" if found else ""
+        raise FileNotFoundError(f"{folder}: no model.safetensors{hint}")
+    tensors: dict[str, np.ndarray] = {}
+    for name in files:
+        # The flax framework reads bf16 too; the values are then held as float32 numpy.
+        with safe_open(str(folder / name), framework="flax") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                tensors[key] = np.asarray(f.get_tensor(key), dtype=np.float32)
+    return tensors
+
+
+def _flax_shapes(config: EncoderConfig, mlm: bool) -> dict[tuple[str, ...], tuple[int, ...]]:
+    from jina_jax.models import BertForMaskedLM  # local: avoids a cycle at import time
+
+    module = BertForMaskedLM(config) if mlm else build_encoder(config)
+    ids = jax.ShapeDtypeStruct((1, 4), np.int32)
+    shapes = jax.eval_shape(lambda i: module.init(jax.random.key(0), i, None), ids)["params"]
+    flat = jax.tree_util.tree_flatten_with_path(
+        shapes, is_leaf=lambda x: hasattr(x, "value") and hasattr(x, "names")
+    )[0]
+    out = {}
+    for path, leaf in flat:
+        leaf = getattr(leaf, "value", leaf)
+        out[tuple(k.key for k in path)] = tuple(leaf.shape)
+    return out
+
+
+def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def _get(tree: dict, path: tuple[str, ...]) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def params_from_hf(
+    tensors: dict[str, np.ndarray],
+    config: EncoderConfig,
+    *,
+    mlm: bool = False,
+    source: str = "checkpoint",
+) -> dict:
+    """Flax parameters from HF tensors; a missing, extra or wrong-shape tensor is an error
+    that names it."""
+    rules = mapping.rules_for(config, mlm=mlm)
+    shapes = _flax_shapes(config, mlm)
+    missing = [r.hf_name for r in rules if r.hf_name not in tensors]
+    used = {r.hf_name for r in rules}
+    extra = [
+        k
+        for k in tensors
+        if k not in used and not any(k.endswith(s) for s in mapping.IGNORABLE_SUFFIXES)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+    if extra:
+        problems.append(f"unexpected tensors: {', '.join(extra[:10])}" + (" ..." if len(extra) > 10 else ""))
+    params: dict = {}
+    for rule in rules:
+        if rule.hf_name not in tensors:
+            continue
+        want = shapes[rule.flax_path]
+        expected_hf = jax.eval_shape(
+            lambda w, r=rule: r.transform.to_torch(w, config),
+            jax.ShapeDtypeStruct(want, np.float32),
+        ).shape
+        got = tensors[rule.hf_name].shape
+        if tuple(got) != tuple(expected_hf):
+            problems.append(
+                f"tensor {rule.hf_name} has shape {tuple(got)}, the model expects {tuple(expected_hf)}"
+            )
+            continue
+        value = rule.transform.to_flax(tensors[rule.hf_name], config)
+        _set(params, rule.flax_path, np.ascontiguousarray(value, dtype=np.float32))
+    if problems:
+        raise CheckpointMismatchError(f"{source}: " + "; ".join(problems))
+    return params
+
+
+def params_to_hf(params: dict, config: EncoderConfig, *, mlm: bool = False) -> dict[str, np.ndarray]:
+    out = {}
+    for rule in mapping.rules_for(config, mlm=mlm):
+        value = np.asarray(_get(params, rule.flax_path), dtype=np.float32)
+        out[rule.hf_name] = np.ascontiguousarray(rule.transform.to_torch(value, config))
+    return out
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _read_json(path: pathlib.Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON ({e})") from e
+
+
+def _sentence_transformers_info(folder: pathlib.Path) -> dict[str, Any]:
+    """Pooling mode, normalisation and max length from a sentence-transformers folder."""
+    info: dict[str, Any] = {"pooling": "mean", "normalize": False, "max_seq_length": None}
+    modules_file = folder / "modules.json"
+    if not modules_file.exists():
+        return info
+    for module in _read_json(modules_file):
+        kind = module.get("type", "")
+        if kind.endswith("Pooling"):
+            pooling = _read_json(folder / module["path"] / "config.json")
+            if pooling.get("pooling_mode_cls_token"):
+                info["pooling"] = "cls"
+            elif not pooling.get("pooling_mode_mean_tokens", True):
+                raise ValueError(
+                    f"{folder}: pooling {pooling} is not supported (jina_jax pools mean or cls)"
+                )
+        elif kind.endswith("Normalize"):
+            info["normalize"] = True
+    st_config = folder / "sentence_bert_config.json"
+    if st_config.exists():
+        info["max_seq_length"] = _read_json(st_config).get("max_seq_length")
+    return info
+
+
+def load_hf(path: PathLike, **config_overrides):
+    """A transformers / sentence-transformers folder -> ``jina_jax.Model``."""
+    from jina_jax.model import Model
+    from jina_jax.tokenization import load_tokenizer
+
+    folder = pathlib.Path(path)
+    config_file = folder / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{folder}: no config.json (not a Hugging Face model folder)")
+    hf_config = _read_json(config_file)
+    tensors = read_safetensors(folder)
+    arch = mapping.architecture_of(hf_config, str(config_file))
+    if arch in mapping.BERT_ARCHITECTURES:
+        # Some checkpoints name an MLM architecture but hold bare encoder weights, or the reverse:
+        # what the tensors are decides.
+        if any(k.startswith("bert.") for k in tensors):
+            tensors = {
+                k.removeprefix("bert."): v for k, v in tensors.items() if not k.startswith("cls.")
+            }
+        config_overrides.setdefault("add_pooler", "pooler.dense.weight" in tensors)
+    config = mapping.config_from_hf(hf_config, str(config_file), **config_overrides)
+    params = params_from_hf(tensors, config, source=str(folder))
+    info = _sentence_transformers_info(folder)
+    max_length = info["max_seq_length"] or config.max_length
+    return Model(
+        config=config,
+        params=params,
+        tokenizer=load_tokenizer(folder),
+        pooling=info["pooling"],
+        normalize=info["normalize"],
+        max_length=int(max_length),
+    )
+
+
+def hf_config_for(config: EncoderConfig, *, mlm: bool = False) -> dict[str, Any]:
+    if isinstance(config, T5Config):
+        return mapping.t5_hf_config(config)
+    return mapping.bert_hf_config(config, mlm=mlm)
+
+
+def _write_sentence_transformers(out: pathlib.Path, model) -> None:
+    hidden = model.config.hidden_size
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if model.normalize:
+        modules.append(
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+        )
+        (out / "2_Normalize").mkdir()
+    (out / "modules.json").write_text(json.dumps(modules, indent=2))
+    (out / "1_Pooling").mkdir()
+    pooling = {
+        "word_embedding_dimension": hidden,
+        "pooling_mode_cls_token": model.pooling == "cls",
+        "pooling_mode_mean_tokens": model.pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
+    (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
+    st_config = {"max_seq_length": model.max_length, "do_lower_case": False}
+    (out / "sentence_bert_config.json").write_text(json.dumps(st_config, indent=2))
+    meta = {
+        "__version__": {"jina_jax": "0.1.0"},
+        "prompts": {},
+        "default_prompt_name": None,
+        "similarity_fn_name": "cosine",
+    }
+    (out / "config_sentence_transformers.json").write_text(json.dumps(meta, indent=2))
+
+
+def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = False) -> pathlib.Path:
+    """Writes ``model`` as one transformers + sentence-transformers folder.
+
+    The folder is assembled next to ``out`` and renamed into place, so an interrupted export
+    never leaves a half-written folder, and an existing export is replaced only when complete.
+    ``auto_map="local"`` points transformers at the modeling file shipped in the folder (works
+    offline, transformers 4 and 5); ``"official"`` at jinaai/jina-bert-implementation.
+    """
+    out = pathlib.Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        config = model.config
+        hf_config = hf_config_for(config)
+        if isinstance(config, BertConfig) and config.position_embedding_type == "alibi":
+            local = copy_remote_code(staging)
+            if auto_map == "local":
+                hf_config["auto_map"] = local
+            elif auto_map == "official":
+                hf_config["auto_map"] = dict(OFFICIAL_AUTO_MAP)
+            else:
+                raise ValueError(f"auto_map must be 'local' or 'official', got {auto_map!r}")
+        hf_config["transformers_version"] = _transformers_version()
+        (staging / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True))
+        tensors = params_to_hf(model.params, config)
+        if isinstance(config, T5Config):
+            # T5EncoderModel ties encoder.embed_tokens to shared; write both so any loader is happy.
+            tensors["encoder.embed_tokens.weight"] = tensors["shared.weight"]
+        save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        model.tokenizer.save(staging)
+        _write_sentence_transformers(staging, model)
+        if out.exists():
+            backup = out.with_name(f".{out.name}.old")
+            if backup.exists():
+                shutil.rmtree(backup)
+            out.rename(backup)
+            staging.rename(out)
+            shutil.rmtree(backup)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _transformers_version() -> str:
+    try:
+        import transformers
+
+        return transformers.__version__
+    except ImportError:  # exporting needs no torch/transformers
+        return "unknown"

@@ -1,0 +1,204 @@
+"""The one attention function of jina_jax, and the position-bias functions it takes.
+
+Both JinaBERT (ALiBi) and the T5 encoder (bucketed relative positions) express position as an
+additive bias on the attention logits. Instead of materialising a ``[heads, L, L]`` table for the
+longest supported length, each model hands ``dot_product_attention`` a *bias function*
+``bias_fn(q_pos, k_pos) -> [heads, Lq, Lk]`` that is evaluated for the actual positions. The dense
+path calls it once; the chunked path calls it per key chunk, so no ``L x L`` tensor ever exists.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# bias_fn(q_pos [Lq] int32, k_pos [Lk] int32) -> [heads, Lq, Lk] float32
+BiasFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+# Large negative logit for masked keys; finite so that fully masked rows stay NaN-free.
+MASK_VALUE = -1e30
+
+
+def alibi_slopes(num_heads: int) -> np.ndarray:
+    """ALiBi slopes of Press et al., including their rule for non-power-of-two head counts."""
+    if num_heads < 1:
+        raise ValueError(f"num_heads must be >= 1, got {num_heads}")
+
+    def power_of_two_slopes(n: int) -> list[float]:
+        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
+        return [start ** (i + 1) for i in range(n)]
+
+    closest = 2 ** int(math.floor(math.log2(num_heads)))
+    slopes = power_of_two_slopes(closest)
+    if closest != num_heads:
+        slopes += power_of_two_slopes(2 * closest)[0::2][: num_heads - closest]
+    return np.asarray(slopes, dtype=np.float32)
+
+
+def alibi_bias_fn(num_heads: int) -> BiasFn:
+    """Symmetric ALiBi: ``bias[h, i, j] = -slope[h] * |i - j|`` (JinaBERT uses both directions)."""
+    slopes = jnp.asarray(alibi_slopes(num_heads))
+
+    def bias_fn(q_pos: jax.Array, k_pos: jax.Array) -> jax.Array:
+        distance = jnp.abs(q_pos[:, None] - k_pos[None, :]).astype(jnp.float32)
+        return -slopes[:, None, None] * distance[None]
+
+    return bias_fn
+
+
+def t5_relative_position_bucket(
+    relative_position: jax.Array,
+    *,
+    bidirectional: bool = True,
+    num_buckets: int = 32,
+    max_distance: int = 128,
+) -> jax.Array:
+    """T5's bucket index of ``relative_position = key_pos - query_pos``.
+
+    Half the buckets are exact small distances, the rest grow logarithmically up to
+    ``max_distance``; in the bidirectional case, the upper half of the buckets is for keys to the
+    right of the query.
+    """
+    bucket = jnp.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        bucket = bucket + (relative_position > 0).astype(relative_position.dtype) * num_buckets
+        distance = jnp.abs(relative_position)
+    else:
+        distance = -jnp.minimum(relative_position, 0)
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    # Same float32 arithmetic as the reference implementations, so bucket edges agree exactly.
+    scaled = jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / max_exact) / math.log(
+        max_distance / max_exact
+    )
+    large = max_exact + (scaled * (num_buckets - max_exact)).astype(relative_position.dtype)
+    large = jnp.minimum(large, num_buckets - 1)
+    return bucket + jnp.where(is_small, distance, large)
+
+
+def t5_bias_fn(
+    table: jax.Array, *, bidirectional: bool = True, max_distance: int = 128
+) -> BiasFn:
+    """Bias from a learned ``[num_buckets, heads]`` table, looked up for the actual positions."""
+    num_buckets = table.shape[0]
+
+    def bias_fn(q_pos: jax.Array, k_pos: jax.Array) -> jax.Array:
+        relative = k_pos[None, :] - q_pos[:, None]  # [Lq, Lk]
+        buckets = t5_relative_position_bucket(
+            relative, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
+        )
+        return jnp.transpose(table[buckets].astype(jnp.float32), (2, 0, 1))  # [heads, Lq, Lk]
+
+    return bias_fn
+
+
+def dot_product_attention(
+    query: jax.Array,
+    key: jax.Array,
+    value: jax.Array,
+    *,
+    key_mask: jax.Array | None = None,
+    bias_fn: BiasFn | None = None,
+    scale: float | None = None,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
+    implementation: str = "dense",
+    chunk_size: int = 512,
+    chunk_threshold: int = 2048,
+) -> jax.Array:
+    """Multi-head attention with an additive, position-only bias and a key padding mask.
+
+    Args:
+      query, key, value: ``[batch, length, heads, head_dim]``.
+      key_mask: ``[batch, Lk]``, true for real tokens.
+      bias_fn: position bias, evaluated on the actual positions (see module docstring).
+      scale: logit scale; ``1/sqrt(head_dim)`` by default (T5 passes 1.0).
+      implementation: ``dense`` (reference; materialises ``[B, heads, Lq, Lk]``), ``chunked``
+        (online softmax over key chunks, ``O(L * chunk)`` memory) or ``auto`` (chunked when the
+        key length exceeds ``chunk_threshold``).
+
+    Returns:
+      ``[batch, Lq, heads, head_dim]`` in the query's dtype.
+    """
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    if implementation == "auto":
+        implementation = "chunked" if key.shape[1] > chunk_threshold else "dense"
+    use_dropout = dropout_rate > 0.0 and dropout_rng is not None
+    if implementation == "chunked" and not use_dropout:
+        return _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size)
+    if implementation not in ("dense", "chunked"):
+        raise ValueError(f"unknown attention implementation {implementation!r}")
+    # Attention dropout needs the full probability matrix, so it always takes the dense path.
+    logits = jnp.einsum("bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32)
+    logits = logits * scale
+    if bias_fn is not None:
+        positions_q = jnp.arange(query.shape[1], dtype=jnp.int32)
+        positions_k = jnp.arange(key.shape[1], dtype=jnp.int32)
+        logits = logits + bias_fn(positions_q, positions_k)[None]
+    if key_mask is not None:
+        logits = jnp.where(key_mask[:, None, None, :], logits, MASK_VALUE)
+    probs = jax.nn.softmax(logits, axis=-1)
+    if use_dropout:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
+    return jnp.einsum("bhqk,bkhd->bqhd", probs.astype(value.dtype), value).astype(query.dtype)
+
+
+def _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size):
+    """Online-softmax scan over key chunks; each chunk step is rematerialised in the backward pass."""
+    batch, q_len, heads, head_dim = query.shape
+    k_len = key.shape[1]
+    chunk = min(chunk_size, k_len)
+    num_chunks = -(-k_len // chunk)
+    pad = num_chunks * chunk - k_len
+    if key_mask is None:
+        key_mask = jnp.ones((batch, k_len), dtype=bool)
+    if pad:
+        key = jnp.pad(key, ((0, 0), (0, pad), (0, 0), (0, 0)))
+        value = jnp.pad(value, ((0, 0), (0, pad), (0, 0), (0, 0)))
+        key_mask = jnp.pad(key_mask, ((0, 0), (0, pad)))
+    # [num_chunks, batch, chunk, heads, head_dim]
+    key_chunks = key.reshape(batch, num_chunks, chunk, heads, head_dim).swapaxes(0, 1)
+    value_chunks = value.reshape(batch, num_chunks, chunk, heads, head_dim).swapaxes(0, 1)
+    mask_chunks = key_mask.reshape(batch, num_chunks, chunk).swapaxes(0, 1)
+    positions_q = jnp.arange(q_len, dtype=jnp.int32)
+
+    @functools.partial(jax.checkpoint, prevent_cse=False)
+    def step(carry, inputs):
+        running_max, running_sum, accumulator = carry
+        index, k_chunk, v_chunk, m_chunk = inputs
+        logits = jnp.einsum("bqhd,bkhd->bhqk", query, k_chunk, preferred_element_type=jnp.float32)
+        logits = logits * scale
+        if bias_fn is not None:
+            positions_k = index * chunk + jnp.arange(chunk, dtype=jnp.int32)
+            logits = logits + bias_fn(positions_q, positions_k)[None]
+        logits = jnp.where(m_chunk[:, None, None, :], logits, MASK_VALUE)
+        new_max = jnp.maximum(running_max, logits.max(axis=-1))
+        correction = jnp.exp(running_max - new_max)
+        weights = jnp.exp(logits - new_max[..., None])  # [B, heads, Lq, chunk]
+        running_sum = running_sum * correction + weights.sum(axis=-1)
+        update = jnp.einsum(
+            "bhqk,bkhd->bhqd", weights.astype(v_chunk.dtype), v_chunk,
+            preferred_element_type=jnp.float32,
+        )
+        accumulator = accumulator * correction[..., None] + update
+        return (new_max, running_sum, accumulator), None
+
+    init = (
+        jnp.full((batch, heads, q_len), -jnp.inf, jnp.float32),
+        jnp.zeros((batch, heads, q_len), jnp.float32),
+        jnp.zeros((batch, heads, q_len, head_dim), jnp.float32),
+    )
+    indices = jnp.arange(num_chunks, dtype=jnp.int32)
+    (_, total, accumulator), _ = jax.lax.scan(
+        step, init, (indices, key_chunks, value_chunks, mask_chunks)
+    )
+    out = accumulator / total[..., None]
+    return jnp.transpose(out, (0, 2, 1, 3)).astype(query.dtype)
