@@ -54,11 +54,9 @@ def read_model_spec(workdir: PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: invalid JSON ({e})") from e
 
 
-def checkpoint_manager(workdir: PathLike, *, max_to_keep: int | None = 3, read_only=False):
+def checkpoint_manager(workdir: PathLike, *, max_to_keep: int | None = 3, create: bool = True):
     directory = pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=not read_only, read_only=read_only
-    )
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
     return ocp.CheckpointManager(directory, options=options)
 
 
@@ -73,17 +71,19 @@ def latest_step(workdir: PathLike) -> int | None:
     directory = pathlib.Path(workdir) / CHECKPOINT_DIR
     if not directory.exists():
         return None
-    with checkpoint_manager(workdir, read_only=True) as manager:
+    with checkpoint_manager(workdir, create=False) as manager:
         return manager.latest_step()
 
 
 def restore_params(workdir: PathLike, step: int | None = None, abstract=None):
     """The ``params`` item of ``step`` (default: latest), as numpy arrays on the host."""
-    with checkpoint_manager(workdir, read_only=True) as manager:
+    with checkpoint_manager(workdir, create=False) as manager:
         step = manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"{pathlib.Path(workdir) / CHECKPOINT_DIR}: no checkpoint")
-        restore = ocp.args.StandardRestore(abstract) if abstract is not None else None
+        # Without a target the item comes back as saved; callers check shapes against the config
+        # and name what differs (orbax's own message would not).
+        restore = ocp.args.StandardRestore(abstract)
         restored = manager.restore(step, args=ocp.args.Composite(params=restore))
     return jax.tree.map(np.asarray, restored["params"]), step
 
@@ -121,7 +121,8 @@ def check_params_match(params, config, source: str) -> None:
     """Raises naming every parameter whose presence or shape differs from ``config``'s model."""
     expected = abstract_params(config)
     flat_expected = {
-        jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_flatten_with_path(expected)[0]
+        jax.tree_util.keystr(k): v.shape
+        for k, v in jax.tree_util.tree_flatten_with_path(expected)[0]
     }
     flat_got = {
         jax.tree_util.keystr(k): np.shape(v)

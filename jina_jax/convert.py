@@ -33,8 +33,11 @@ def convert(hf_dir, out, *, overwrite: bool = False) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jina_jax.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m jina_jax.convert",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--hf", required=True, help="Hugging Face folder or local alias")
     parser.add_argument("--out", required=True, help="output workdir")
     parser.add_argument("--overwrite", action="store_true")

@@ -18,8 +18,11 @@ from jina_jax.hf.io import save_hf
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jina_jax.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m jina_jax.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--step", type=int, default=None, help="default: the latest")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import pathlib
 from typing import Any
 
 import flax.linen as nn
@@ -33,12 +32,13 @@ class Model:
 
 
 def load_model(path: str | os.PathLike, **config_overrides) -> Model:
-    """Loads a Hugging Face / sentence-transformers folder, a ``jina_jax.convert`` output or a
-    training workdir (its latest checkpoint)."""
+    """Loads a Hugging Face / sentence-transformers folder, a ``jina_jax.convert`` output, a
+    training workdir (its latest checkpoint) or a local alias such as ``all-MiniLM-L6-v2``."""
     from jina_jax import checkpoints
     from jina_jax.hf.io import load_hf
+    from jina_jax.hf.local_models import resolve
 
-    folder = pathlib.Path(path)
+    folder = resolve(path)
     if not folder.exists():
         raise FileNotFoundError(f"{folder} does not exist")
     if (folder / checkpoints.MODEL_FILE).exists():

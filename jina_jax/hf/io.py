@@ -52,7 +52,7 @@ def read_safetensors(folder: PathLike) -> dict[str, np.ndarray]:
     for name in files:
         # The flax framework reads bf16 too; the values are then held as float32 numpy.
         with safe_open(str(folder / name), framework="flax") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+            for key in f.keys():
                 tensors[key] = np.asarray(f.get_tensor(key), dtype=np.float32)
     return tensors
 
@@ -105,9 +105,13 @@ def params_from_hf(
     ]
     problems = []
     if missing:
-        problems.append(f"missing tensors: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+        problems.append(
+            f"missing tensors: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else "")
+        )
     if extra:
-        problems.append(f"unexpected tensors: {', '.join(extra[:10])}" + (" ..." if len(extra) > 10 else ""))
+        problems.append(
+            f"unexpected tensors: {', '.join(extra[:10])}" + (" ..." if len(extra) > 10 else "")
+        )
     params: dict = {}
     for rule in rules:
         if rule.hf_name not in tensors:
@@ -130,7 +134,9 @@ def params_from_hf(
     return params
 
 
-def params_to_hf(params: dict, config: EncoderConfig, *, mlm: bool = False) -> dict[str, np.ndarray]:
+def params_to_hf(
+    params: dict, config: EncoderConfig, *, mlm: bool = False
+) -> dict[str, np.ndarray]:
     out = {}
     for rule in mapping.rules_for(config, mlm=mlm):
         value = np.asarray(_get(params, rule.flax_path), dtype=np.float32)
@@ -216,11 +222,21 @@ def _write_sentence_transformers(out: pathlib.Path, model) -> None:
     hidden = model.config.hidden_size
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
     ]
     if model.normalize:
         modules.append(
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            }
         )
         (out / "2_Normalize").mkdir()
     (out / "modules.json").write_text(json.dumps(modules, indent=2))
@@ -244,7 +260,9 @@ def _write_sentence_transformers(out: pathlib.Path, model) -> None:
     (out / "config_sentence_transformers.json").write_text(json.dumps(meta, indent=2))
 
 
-def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = False) -> pathlib.Path:
+def save_hf(
+    model, out: PathLike, *, auto_map: str = "local", overwrite: bool = False
+) -> pathlib.Path:
     """Writes ``model`` as one transformers + sentence-transformers folder.
 
     The folder is assembled next to ``out`` and renamed into place, so an interrupted export

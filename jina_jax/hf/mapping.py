@@ -68,11 +68,16 @@ def _layer_norm(hf: str, path: tuple[str, ...]) -> list[Rule]:
     return [Rule(f"{hf}.weight", (*path, "scale")), Rule(f"{hf}.bias", (*path, "bias"))]
 
 
-def bert_rules(config: BertConfig, prefix: str = "", flax_prefix: tuple[str, ...] = ()) -> list[Rule]:
+def bert_rules(
+    config: BertConfig, prefix: str = "", flax_prefix: tuple[str, ...] = ()
+) -> list[Rule]:
     """Rules for BertModel / JinaBertModel (``prefix="bert."`` inside the MLM models)."""
     p, f = prefix, flax_prefix
     rules = [
-        Rule(f"{p}embeddings.word_embeddings.weight", (*f, "embeddings", "word_embeddings", "embedding")),
+        Rule(
+            f"{p}embeddings.word_embeddings.weight",
+            (*f, "embeddings", "word_embeddings", "embedding"),
+        ),
         Rule(
             f"{p}embeddings.token_type_embeddings.weight",
             (*f, "embeddings", "token_type_embeddings", "embedding"),
@@ -89,8 +94,12 @@ def bert_rules(config: BertConfig, prefix: str = "", flax_prefix: tuple[str, ...
     for i in range(config.num_layers):
         hf, fl = f"{p}encoder.layer.{i}", (*f, f"layer_{i}")
         for name in ("query", "key", "value"):
-            rules += _linear(f"{hf}.attention.self.{name}", (*fl, "attention", name), kind="to_heads")
-        rules += _linear(f"{hf}.attention.output.dense", (*fl, "attention", "output"), kind="from_heads")
+            rules += _linear(
+                f"{hf}.attention.self.{name}", (*fl, "attention", name), kind="to_heads"
+            )
+        rules += _linear(
+            f"{hf}.attention.output.dense", (*fl, "attention", "output"), kind="from_heads"
+        )
         rules += _layer_norm(f"{hf}.attention.output.LayerNorm", (*fl, "attention_norm"))
         if config.feed_forward_type == "original":
             rules += _linear(f"{hf}.intermediate.dense", (*fl, "mlp", "intermediate"))
@@ -183,7 +192,9 @@ def architecture_of(hf_config: dict[str, Any], source: str = "config.json") -> s
     return arch
 
 
-def config_from_hf(hf_config: dict[str, Any], source: str = "config.json", **overrides) -> EncoderConfig:
+def config_from_hf(
+    hf_config: dict[str, Any], source: str = "config.json", **overrides
+) -> EncoderConfig:
     arch = architecture_of(hf_config, source)
     if arch in T5_ARCHITECTURES:
         fields = dict(

@@ -33,7 +33,7 @@ def alibi_slopes(num_heads: int) -> np.ndarray:
         start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
         return [start ** (i + 1) for i in range(n)]
 
-    closest = 2 ** int(math.floor(math.log2(num_heads)))
+    closest = 2 ** math.floor(math.log2(num_heads))
     slopes = power_of_two_slopes(closest)
     if closest != num_heads:
         slopes += power_of_two_slopes(2 * closest)[0::2][: num_heads - closest]
@@ -82,16 +82,17 @@ def t5_relative_position_bucket(
     return bucket + jnp.where(is_small, distance, large)
 
 
-def t5_bias_fn(
-    table: jax.Array, *, bidirectional: bool = True, max_distance: int = 128
-) -> BiasFn:
+def t5_bias_fn(table: jax.Array, *, bidirectional: bool = True, max_distance: int = 128) -> BiasFn:
     """Bias from a learned ``[num_buckets, heads]`` table, looked up for the actual positions."""
     num_buckets = table.shape[0]
 
     def bias_fn(q_pos: jax.Array, k_pos: jax.Array) -> jax.Array:
         relative = k_pos[None, :] - q_pos[:, None]  # [Lq, Lk]
         buckets = t5_relative_position_bucket(
-            relative, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
+            relative,
+            bidirectional=bidirectional,
+            num_buckets=num_buckets,
+            max_distance=max_distance,
         )
         return jnp.transpose(table[buckets].astype(jnp.float32), (2, 0, 1))  # [heads, Lq, Lk]
 
@@ -185,7 +186,9 @@ def _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size):
         weights = jnp.exp(logits - new_max[..., None])  # [B, heads, Lq, chunk]
         running_sum = running_sum * correction + weights.sum(axis=-1)
         update = jnp.einsum(
-            "bhqk,bkhd->bhqd", weights.astype(v_chunk.dtype), v_chunk,
+            "bhqk,bkhd->bhqd",
+            weights.astype(v_chunk.dtype),
+            v_chunk,
             preferred_element_type=jnp.float32,
         )
         accumulator = accumulator * correction[..., None] + update

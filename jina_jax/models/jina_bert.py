@@ -218,7 +218,9 @@ class MLMHead(nn.Module):
         h = activation(cfg.hidden_act)(h)
         h = LayerNorm(cfg.layer_norm_eps, dtype=dtype, name="transform_norm")(h)
         bias = self.param(
-            "bias", nn.with_logical_partitioning(nn.initializers.zeros, ("vocab",)), (cfg.vocab_size,)
+            "bias",
+            nn.with_logical_partitioning(nn.initializers.zeros, ("vocab",)),
+            (cfg.vocab_size,),
         )
         logits = jnp.einsum("...d,vd->...v", h.astype(jnp.float32), word_embeddings)
         return logits + bias  # [B, L, V] float32

@@ -69,7 +69,10 @@ class Dense(nn.Module):
         )
         if self.use_bias:
             bias = self.param(
-                "bias", partitioned(nn.initializers.zeros, self.out_axes), features, self.param_dtype
+                "bias",
+                partitioned(nn.initializers.zeros, self.out_axes),
+                features,
+                self.param_dtype,
             )
             y = y + bias
         return y.astype(self.dtype)

@@ -133,8 +133,9 @@ class T5Encoder(nn.Module):
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
         key_mask = attention_mask.astype(bool)
-        x = Embed(cfg.vocab_size, cfg.d_model, init_std=cfg.initializer_factor, dtype=dtype,
-                  name="shared")(input_ids)
+        x = Embed(
+            cfg.vocab_size, cfg.d_model, init_std=cfg.initializer_factor, dtype=dtype, name="shared"
+        )(input_ids)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         table = self.param(
             "relative_attention_bias",

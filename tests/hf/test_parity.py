@@ -69,11 +69,15 @@ def test_bert_round_trip(tmp_path):
     jmodel = load_hf(src)
     assert jmodel.config.position_embedding_type == "absolute"
     ids, mask = _batch(120)
-    _assert_close_on_real_tokens(_jax_hidden(jmodel, ids, mask), _torch_hidden(ref, ids, mask), mask)
+    _assert_close_on_real_tokens(
+        _jax_hidden(jmodel, ids, mask), _torch_hidden(ref, ids, mask), mask
+    )
 
     out = save_hf(jmodel, tmp_path / "export")
     back = BertModel.from_pretrained(out)
-    _assert_close_on_real_tokens(_torch_hidden(back, ids, mask), _torch_hidden(ref, ids, mask), mask)
+    _assert_close_on_real_tokens(
+        _torch_hidden(back, ids, mask), _torch_hidden(ref, ids, mask), mask
+    )
     for name, tensor in ref.state_dict().items():
         if name in back.state_dict():
             torch.testing.assert_close(back.state_dict()[name], tensor, rtol=0, atol=0)
@@ -101,12 +105,16 @@ def test_t5_round_trip(tmp_path, proj):
     jmodel = load_hf(src)
     assert jmodel.config.feed_forward_proj == proj
     ids, mask = _batch(110, seed=1)
-    _assert_close_on_real_tokens(_jax_hidden(jmodel, ids, mask), _torch_hidden(ref, ids, mask), mask)
+    _assert_close_on_real_tokens(
+        _jax_hidden(jmodel, ids, mask), _torch_hidden(ref, ids, mask), mask
+    )
 
     out = save_hf(jmodel, tmp_path / "export")
     assert json.loads((out / "config.json").read_text())["architectures"] == ["T5EncoderModel"]
     back = T5EncoderModel.from_pretrained(out)
-    _assert_close_on_real_tokens(_torch_hidden(back, ids, mask), _torch_hidden(ref, ids, mask), mask)
+    _assert_close_on_real_tokens(
+        _torch_hidden(back, ids, mask), _torch_hidden(ref, ids, mask), mask
+    )
 
 
 @pytest.mark.parametrize(("heads", "ff"), [(4, "geglu"), (6, "reglu")])
@@ -144,9 +152,13 @@ def test_jina_bert_round_trip(tmp_path, heads, ff):
     assert jmodel.config.position_embedding_type == "alibi"
     assert jmodel.config.feed_forward_type == ff
     ids, mask = _batch(130, seed=2)
-    _assert_close_on_real_tokens(_jax_hidden(jmodel, ids, mask), _torch_hidden(ref, ids, mask), mask)
+    _assert_close_on_real_tokens(
+        _jax_hidden(jmodel, ids, mask), _torch_hidden(ref, ids, mask), mask
+    )
 
     out = save_hf(jmodel, tmp_path / "export")
     back = AutoModel.from_pretrained(out, trust_remote_code=True)
     assert type(back).__name__ == "JinaBertModel"
-    _assert_close_on_real_tokens(_torch_hidden(back, ids, mask), _torch_hidden(ref, ids, mask), mask)
+    _assert_close_on_real_tokens(
+        _torch_hidden(back, ids, mask), _torch_hidden(ref, ids, mask), mask
+    )

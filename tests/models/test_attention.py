@@ -21,7 +21,9 @@ from jina_jax.models.attention import (
 def test_alibi_slopes_power_of_two_by_hand():
     np.testing.assert_allclose(alibi_slopes(8), [2.0**-k for k in range(1, 9)], rtol=0, atol=0)
     # 16 heads: start = 2^-(2^-(4-3)) = 2^-0.5
-    np.testing.assert_allclose(alibi_slopes(16), [2.0 ** (-0.5 * k) for k in range(1, 17)], rtol=1e-7)
+    np.testing.assert_allclose(
+        alibi_slopes(16), [2.0 ** (-0.5 * k) for k in range(1, 17)], rtol=1e-7
+    )
 
 
 def test_alibi_slopes_twelve_heads_by_hand():
@@ -135,7 +137,7 @@ def test_chunked_equals_dense_forward_and_gradient(qkv, bias_kind, chunk):
 
 
 def test_auto_switches_on_length(qkv):
-    q, k, v, mask = qkv
+    q, k, v, _mask = qkv
     jaxpr_dense = jax.make_jaxpr(
         lambda q, k, v: dot_product_attention(q, k, v, implementation="auto", chunk_threshold=64)
     )(q, k, v)

@@ -87,9 +87,10 @@ def encode(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     max_length = int(max_length or model.max_length)
-    if max_length > model.config.max_length and getattr(
-        model.config, "position_embedding_type", "relative"
-    ) == "absolute":
+    if (
+        max_length > model.config.max_length
+        and getattr(model.config, "position_embedding_type", "relative") == "absolute"
+    ):
         raise ValueError(
             f"max_length {max_length} exceeds the {model.config.max_length} positions of this model"
         )
@@ -107,8 +108,13 @@ def encode(
     if show_progress is None:
         show_progress = num_batches > 8
     shapes = set()
-    for start in tqdm(range(0, len(texts), batch_size), total=num_batches, disable=not show_progress,
-                      desc="encode", unit="batch"):
+    for start in tqdm(
+        range(0, len(texts), batch_size),
+        total=num_batches,
+        disable=not show_progress,
+        desc="encode",
+        unit="batch",
+    ):
         rows = order[start : start + batch_size]
         length = bucket_for(int(lengths[rows[0]]), buckets)
         batch = np.full((batch_size, length), pad_id, np.int32)

@@ -1,0 +1,1 @@
+"""Data: readers, cleaning filters, samplers and the offline starter corpus."""
