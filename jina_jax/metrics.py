@@ -1,0 +1,117 @@
+"""Training metrics: a JSONL + TensorBoard writer, and MFU from measured step FLOPs over the
+device's peak (a table for known accelerators, a one-off matmul measurement on CPU)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+
+# Dense bf16 peak FLOP/s per chip (vendor figures).
+PEAK_FLOPS = {
+    "TPU v2": 45e12,
+    "TPU v3": 123e12,
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,
+    "TPU v5e": 197e12,
+    "TPU v5p": 459e12,
+    "TPU v6 lite": 918e12,
+    "TPU v6e": 918e12,
+    "NVIDIA H100": 989e12,
+    "NVIDIA H200": 989e12,
+    "NVIDIA A100": 312e12,
+    "NVIDIA L4": 121e12,
+    "NVIDIA A10G": 70e12,
+}
+
+
+@functools.cache
+def measured_cpu_peak(size: int = 1024, repeats: int = 5) -> float:
+    """FLOP/s of a float32 ``size x size`` matmul on the default CPU device: our peak on CPU."""
+    a = jnp.ones((size, size), jnp.float32)
+    matmul = jax.jit(lambda x: x @ x)
+    matmul(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def peak_flops(device: jax.Device | None = None) -> float:
+    """Peak FLOP/s of one device: the table for accelerators, a measurement for CPUs."""
+    device = device or jax.devices()[0]
+    if device.platform == "cpu":
+        # Every CPU "device" shares the same cores: the peak of the machine, split across them.
+        return measured_cpu_peak() / max(len(jax.devices("cpu")), 1)
+    kind = device.device_kind
+    for name, flops in PEAK_FLOPS.items():
+        if kind.startswith(name):
+            return flops
+    return float("nan")
+
+
+def encoder_forward_flops(config, batch: int, length: int) -> float:
+    """Model FLOPs of one encoder forward pass over ``batch x length`` tokens (matmuls only:
+    projections, feed-forward and the two attention products; embeddings are lookups)."""
+    hidden = config.hidden_size
+    if getattr(config, "arch", "bert") == "t5":
+        inner = config.num_heads * config.d_kv
+        ffn = (3 if config.is_gated else 2) * hidden * config.d_ff
+        per_layer_params = 4 * hidden * inner + ffn
+        attention = 4 * length * inner
+    else:
+        glu = config.feed_forward_type != "original"
+        per_layer_params = (
+            4 * hidden * hidden + (3 if glu else 2) * hidden * config.intermediate_size
+        )
+        attention = 4 * length * hidden
+    tokens = batch * length
+    return tokens * config.num_layers * (2 * per_layer_params + attention)
+
+
+def step_flops(compiled) -> float:
+    """FLOPs of one call of a compiled function, from XLA's cost analysis (nan if unavailable)."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # some backends do not implement it
+        return float("nan")
+    if isinstance(analysis, list):
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", float("nan")))
+
+
+class MetricWriter:
+    """Writes scalars to ``metrics.jsonl`` and, when tensorboardX is installed, TensorBoard."""
+
+    def __init__(self, directory: pathlib.Path, enabled: bool = True):
+        self.directory = pathlib.Path(directory)
+        self.enabled = enabled
+        self._tb = None
+        if enabled:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                from tensorboardX import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.directory / "tensorboard"))
+            except ImportError:
+                self._tb = None
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        record = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
+        with open(self.directory / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for key, value in scalars.items():
+                self._tb.add_scalar(key, float(value), int(step))
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
