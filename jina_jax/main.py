@@ -9,6 +9,7 @@ Each stage writes ``<workdir>/<stage>/`` and, when it completes, ``<workdir>/<st
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -44,26 +45,218 @@ def _mark_done(folder: pathlib.Path, summary: dict) -> None:
     os.replace(tmp, folder / DONE_FILE)
 
 
+# --------------------------------------------------------------------------- run context
+
+
+class Run:
+    """What every stage of one run shares: config, workdir, mesh, model config and tokenizer.
+    Built lazily so that stages which need none of it (export, verify) start fast."""
+
+    def __init__(self, config: ConfigDict, workdir: pathlib.Path):
+        self.config = config
+        self.workdir = workdir
+        self._model = None
+
+    @functools.cached_property
+    def mesh(self):
+        from jina_jax.sharding import make_mesh
+
+        return make_mesh(dict(self.config.mesh))
+
+    @property
+    def rules(self):
+        return [tuple(rule) for rule in self.config.sharding_rules]
+
+    def base_model(self):
+        """``Model`` with params=None (random init) or the ``init_from`` weights."""
+        if self._model is None:
+            self._model = _base_model(self.config, self.workdir)
+        return self._model
+
+
+def _base_model(config: ConfigDict, workdir: pathlib.Path):
+    import dataclasses
+
+    import jina_jax
+    from jina_jax.model import Model
+    from jina_jax.models import config_from_dict
+
+    overrides = {k: v for k, v in config.model.to_dict().items() if k != "arch"}
+    if config.init_from:
+        model = jina_jax.load_model(config.init_from)
+        model.config = dataclasses.replace(model.config, **overrides)
+        return model
+    tokenizer = _build_tokenizer(config, workdir)
+    fields = {"vocab_size": tokenizer.vocab_size, **config.model.to_dict()}
+    return Model(
+        config=config_from_dict(fields),
+        params=None,
+        tokenizer=tokenizer,
+        pooling=config.pooling,
+        normalize=config.normalize,
+        max_length=config.max_length,
+    )
+
+
+def _build_tokenizer(config: ConfigDict, workdir: pathlib.Path):
+    from jina_jax import tokenization
+    from jina_jax.hf.local_models import resolve
+
+    name = config.tokenizer
+    if name == "jina_v2":
+        return tokenization.jina_v2_tokenizer()
+    if name == "sentencepiece":
+        from jina_jax.data import catalog
+
+        folder = workdir / "tokenizer"
+        model_file = folder / "spiece.model"
+        if not model_file.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            texts = catalog.text_source(config.mlm.data, config.data)
+            tokenization.train_sentencepiece(
+                (texts[i] for i in range(min(len(texts), 200_000))),
+                folder / "spiece",
+                vocab_size=config.tokenizer_vocab_size,
+            )
+        return tokenization.sentencepiece_tokenizer(model_file)
+    return tokenization.load_tokenizer(resolve(name))
+
+
 # --------------------------------------------------------------------------- stages
 
 
-def stage_import(config: ConfigDict, workdir: pathlib.Path, previous: pathlib.Path | None) -> dict:
+def stage_import(run: Run, previous: pathlib.Path | None) -> dict:
     """Imports ``config.init_from`` (an HF folder or local alias) as a step-0 checkpoint."""
     from jina_jax.convert import convert
 
-    out = stage_dir(workdir, "import")
-    convert(config.init_from, out, overwrite=True)
-    return {"from": str(config.init_from), "model_dir": str(out)}
+    out = stage_dir(run.workdir, "import")
+    convert(run.config.init_from, out, overwrite=True)
+    return {"from": str(run.config.init_from), "model_dir": str(out)}
 
 
-def stage_encode(config: ConfigDict, workdir: pathlib.Path, previous: pathlib.Path | None) -> dict:
+def _starting_params(run: Run, previous: pathlib.Path | None):
+    """Host params to start a training stage from: the previous stage's final weights, else the
+    ``init_from`` import, else None (random init)."""
+    from jina_jax import checkpoints
+
+    if previous is not None:
+        params, _ = checkpoints.restore_params(previous)
+        return params.get("bert", params) if "cls" in params else params
+    return run.base_model().params
+
+
+def stage_train(kind: str) -> Callable:
+    def run_stage(run: Run, previous: pathlib.Path | None) -> dict:
+        import dataclasses
+
+        import jax
+
+        from jina_jax import checkpoints
+        from jina_jax.data import catalog
+        from jina_jax.data.pipeline import MLMBatches, PairBatches
+        from jina_jax.data.sampler import DatasetSpec
+        from jina_jax.models import config_to_dict
+        from jina_jax.train import ContrastiveObjective, MLMObjective
+        from jina_jax.trainer import train_stage
+
+        config, cfg = run.config, run.config[kind]
+        base = run.base_model()
+        sources = [cfg.data] if kind == "mlm" else [ds.source for ds in cfg.datasets.values()]
+        catalog.ensure_data(config.data, sources)
+        folder = stage_dir(run.workdir, kind)
+        process = dict(process_index=jax.process_index(), process_count=jax.process_count())
+        if kind == "mlm":
+            model_config = dataclasses.replace(base.config, add_pooler=False)
+            objective = MLMObjective(model_config)
+            batches = MLMBatches(
+                catalog.text_source(cfg.data, config.data),
+                base.tokenizer,
+                cfg.max_length,
+                cfg.batch_size,
+                config.seed,
+                mask_prob=cfg.mask_prob,
+                **process,
+            )
+            identity = {"stage": kind, "model": config_to_dict(model_config), "data": cfg.data}
+        else:
+            model_config = base.config
+            objective = ContrastiveObjective(
+                model_config,
+                pooling=base.pooling,
+                loss=cfg.loss,
+                temperature=cfg.temperature,
+                margin=cfg.margin,
+                triplet_weight=cfg.triplet_weight,
+            )
+            if not cfg.datasets:
+                raise ValueError(f"config.{kind}.datasets is empty: name at least one dataset")
+            specs, sources = [], {}
+            for name, ds in cfg.datasets.items():
+                sources[name] = catalog.pair_source(
+                    ds.source, config.data, min_negatives=cfg.num_negatives
+                )
+                specs.append(
+                    DatasetSpec(
+                        name,
+                        scale=ds.scale,
+                        batch_size=ds.batch_size,
+                        query_prefix=ds.query_prefix,
+                        passage_prefix=ds.passage_prefix,
+                        in_batch_negatives=ds.in_batch_negatives,
+                        num_negatives=cfg.num_negatives,
+                    )
+                )
+            batches = PairBatches(
+                sources,
+                specs,
+                base.tokenizer,
+                cfg.query_max_length,
+                cfg.passage_max_length,
+                config.seed,
+                **process,
+            )
+            identity = {
+                "stage": kind,
+                "model": config_to_dict(model_config),
+                "loss": cfg.loss,
+                "temperature": cfg.temperature,
+                "num_negatives": cfg.num_negatives,
+                "datasets": {n: ds.source for n, ds in cfg.datasets.items()},
+            }
+        result = train_stage(
+            objective=objective,
+            batches=batches,
+            stage_cfg=cfg,
+            workdir=folder,
+            mesh=run.mesh,
+            rules=run.rules,
+            seed=config.seed,
+            init_params=_starting_params(run, previous),
+            identity=identity,
+        )
+        spec_model = dataclasses.replace(base, config=model_config, params=None)
+        checkpoints.write_model_spec(folder, spec_model)
+        summary = {
+            "steps": result.step,
+            "resumed_from": result.resumed_from,
+            "model_dir": str(folder),
+        }
+        summary.update({k: round(v, 5) for k, v in result.metrics.items()})
+        return summary
+
+    run_stage.__name__ = f"stage_{kind}"
+    return run_stage
+
+
+def stage_encode(run: Run, previous: pathlib.Path | None) -> dict:
     """Encodes real sentences with the latest model and saves the embeddings."""
     import numpy as np
 
     import jina_jax
     from jina_jax.data.stdlib_text import stdlib_sentences
 
-    out = stage_dir(workdir, "encode")
+    config = run.config
+    out = stage_dir(run.workdir, "encode")
     model = jina_jax.load_model(_require(previous, "encode"))
     texts = stdlib_sentences(config.sample_texts)
     start = time.perf_counter()
@@ -86,17 +279,20 @@ def stage_encode(config: ConfigDict, workdir: pathlib.Path, previous: pathlib.Pa
     }
 
 
-def stage_export(config: ConfigDict, workdir: pathlib.Path, previous: pathlib.Path | None) -> dict:
+def stage_export(run: Run, previous: pathlib.Path | None) -> dict:
     """Exports the latest model as one transformers + sentence-transformers folder."""
     from jina_jax.checkpoints import load_model_from_workdir
     from jina_jax.hf.io import save_hf
 
     model = load_model_from_workdir(_require(previous, "export"))
-    out = save_hf(model, stage_dir(workdir, "export") / "model", overwrite=True)
+    auto_map = run.config.export.auto_map if "export" in run.config else "local"
+    out = save_hf(
+        model, stage_dir(run.workdir, "export") / "model", overwrite=True, auto_map=auto_map
+    )
     return {"model_dir": str(out)}
 
 
-def stage_verify_export(config: ConfigDict, workdir: pathlib.Path, previous) -> dict:
+def stage_verify_export(run: Run, previous) -> dict:
     """Reloads the export with sentence-transformers and compares it with jina_jax."""
     import numpy as np
     from sentence_transformers import SentenceTransformer
@@ -104,8 +300,8 @@ def stage_verify_export(config: ConfigDict, workdir: pathlib.Path, previous) -> 
     import jina_jax
     from jina_jax.data.stdlib_text import stdlib_sentences
 
-    export_dir = stage_dir(workdir, "export") / "model"
-    texts = stdlib_sentences(config.sample_texts)
+    export_dir = stage_dir(run.workdir, "export") / "model"
+    texts = stdlib_sentences(run.config.get("sample_texts", 200))
     ours = jina_jax.encode(jina_jax.load_model(export_dir), texts)
     st = SentenceTransformer(str(export_dir), device="cpu", trust_remote_code=True)
     ref = st.encode(texts, convert_to_numpy=True)
@@ -117,12 +313,15 @@ def stage_verify_export(config: ConfigDict, workdir: pathlib.Path, previous) -> 
 
 STAGES: dict[str, Callable] = {
     "import": stage_import,
+    "mlm": stage_train("mlm"),
+    "pairs": stage_train("pairs"),
+    "triplets": stage_train("triplets"),
     "encode": stage_encode,
     "export": stage_export,
     "verify_export": stage_verify_export,
 }
 # Stages whose folder holds a model that the next stage starts from.
-MODEL_STAGES = {"import"}
+MODEL_STAGES = {"import", "mlm", "pairs", "triplets"}
 
 
 def _require(previous: pathlib.Path | None, stage: str) -> pathlib.Path:
@@ -133,26 +332,64 @@ def _require(previous: pathlib.Path | None, stage: str) -> pathlib.Path:
     return previous
 
 
+def maybe_initialize_distributed(config: ConfigDict) -> None:
+    """Multi-host: ``jax.distributed.initialize`` before any other JAX call."""
+    import jax
+
+    dist = config.get("distributed")
+    if dist is None or not dist.enabled:
+        return
+    kwargs = {}
+    if dist.coordinator_address:
+        kwargs = dict(
+            coordinator_address=dist.coordinator_address,
+            num_processes=int(dist.num_processes),
+            process_id=int(dist.process_id),
+        )
+    jax.distributed.initialize(**kwargs)
+    log.info(
+        "process %d of %d, %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
+
+
 def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
-    workdir = pathlib.Path(workdir)
+    from jina_jax.trainer import config_differences
+
+    workdir = pathlib.Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     unknown = [s for s in config.stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stages {unknown}; known: {sorted(STAGES)}")
+    maybe_initialize_distributed(config)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    context = Run(config, workdir)
     previous: pathlib.Path | None = None
     results: dict[str, dict] = {}
     for stage in config.stages:
         folder = stage_dir(workdir, stage)
         summary = _done(folder)
+        fingerprint = _fingerprint(config, stage)
+
         if summary is not None:
+            problems = config_differences(summary.get("config", {}), fingerprint)
+            if problems:
+                raise ValueError(
+                    f"{folder} was completed with another config: "
+                    + "; ".join(problems)
+                    + ". Use a fresh --workdir, or delete that stage folder to redo it."
+                )
             print(f"[{stage}] already complete in {folder}, skipping")
         else:
             print(f"[{stage}] running")
             folder.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
-            summary = STAGES[stage](config, workdir, previous)
+            summary = STAGES[stage](context, previous)
             summary["wall_seconds"] = round(time.perf_counter() - start, 1)
+            summary["config"] = fingerprint
             _mark_done(folder, summary)
         results[stage] = summary
         if stage in MODEL_STAGES:
@@ -161,12 +398,24 @@ def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
     return results
 
 
+def _fingerprint(config: ConfigDict, stage: str) -> dict:
+    """The parts of the config that decide what a stage produces."""
+    keys = ["model", "tokenizer", "init_from", "seed", stage]
+    out = {k: config[k] for k in keys if k in config}
+    return json.loads(
+        json.dumps(
+            {k: v.to_dict() if isinstance(v, ConfigDict) else v for k, v in out.items()},
+            default=str,
+        )
+    )
+
+
 def _print_summary(results: dict[str, dict], workdir: pathlib.Path) -> None:
     print(f"\nResults ({workdir}):")
     print("| stage | summary |")
     print("|---|---|")
     for stage, summary in results.items():
-        text = ", ".join(f"{k}={v}" for k, v in summary.items())
+        text = ", ".join(f"{k}={v}" for k, v in summary.items() if k != "config")
         print(f"| {stage} | {text} |")
 
 

@@ -81,14 +81,15 @@ def _signature(batch: dict) -> tuple:
     return tuple(sorted((k, tuple(v.shape)) for k, v in batch.items()))
 
 
-def _diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """``key: was X, now Y`` for every leaf that differs between two nested dicts."""
     out = []
     for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{key}.")
+            out += config_differences(a, b, f"{prefix}{key}.")
         elif a != b:
-            out.append(f"{prefix}{key}: checkpoint has {a!r}, config has {b!r}")
+            out.append(f"{prefix}{key}: was {a!r}, now {b!r}")
     return out
 
 
@@ -109,7 +110,19 @@ def init_state(objective, tx, mesh, rules, key, init_params=None) -> TrainState:
         params = jax.device_put(merged, param_sharding)
     with jax.set_mesh(mesh):
         opt_state = jax.jit(tx.init)(params)
-    return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state)
+    state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state)
+    return _on_mesh(state, mesh)
+
+
+def _on_mesh(tree, mesh):
+    """Leaves not yet spread over the mesh (scalars such as the step, Adam's count) are
+    replicated over it, so the whole state lives on one set of devices."""
+    devices = set(mesh.devices.flat)
+
+    def place(x):
+        return x if x.sharding.device_set == devices else jax.device_put(x, shd.replicated(mesh))
+
+    return jax.tree.map(place, tree)
 
 
 def train_stage(
@@ -150,7 +163,7 @@ def train_stage(
         meta = manager.restore(resumed_from, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
             "meta"
         ]
-        problems = _diff(meta.get("identity", {}), identity)
+        problems = config_differences(meta.get("identity", {}), identity)
         if problems:
             manager.close()
             raise CheckpointMismatchError(
@@ -169,10 +182,13 @@ def train_stage(
                 data=ocp.args.JsonRestore(),
             ),
         )
-        state = TrainState(
-            step=jnp.asarray(resumed_from, jnp.int32),
-            params=restored["params"],
-            opt_state=restored["opt_state"],
+        state = _on_mesh(
+            TrainState(
+                step=jnp.asarray(resumed_from, jnp.int32),
+                params=restored["params"],
+                opt_state=restored["opt_state"],
+            ),
+            mesh,
         )
         if int(restored["data"]["step"]) != resumed_from:
             raise CheckpointMismatchError(

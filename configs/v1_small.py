@@ -1,0 +1,13 @@
+"""jina-embedding-s-en-v1: the t5-small encoder -> pairs -> triplets (v1 loss) -> export.
+
+    python -m jina_jax.main --config=configs/v1_small.py --workdir=DIR
+    python -m jina_jax.main --config=configs/v1_small.py:local --workdir=DIR    # CPU smoke run
+
+Start from real t5-small weights with --config.init_from=/path/to/t5-small (an HF folder).
+"""
+
+from jina_jax import config_lib
+
+
+def get_config(arg=None):
+    return config_lib.jina_v1_config("small", config_lib.parse_args(arg))

@@ -1,0 +1,7 @@
+"""Backbone pretraining only: JinaBERT (large) masked-language modelling (SPEC §3, stage 0)."""
+
+from jina_jax import config_lib
+
+
+def get_config(arg=None):
+    return config_lib.jina_v2_config("large", config_lib.parse_args(arg) | {"mlm_only"})

@@ -1,0 +1,96 @@
+"""Dataset names in configs -> records.
+
+A dataset ``source`` is one of:
+- ``starter:<name>``: a dataset of the offline starter corpus in ``config.data.dir`` (built on first
+  use when ``config.data.build_starter`` is set);
+- a TFDS folder written by ``jina_jax.data.tfds_builder.write_tfds``;
+- a local file or folder the readers understand (jsonl[.gz], parquet, HF ``datasets`` folder), or
+  a hub dataset name on a connected machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import pathlib
+from collections.abc import Sequence
+
+from jina_jax.data.readers import ReadReport, read_pairs, read_texts
+from jina_jax.data.records import PairRecord
+
+log = logging.getLogger(__name__)
+
+STARTER_PREFIX = "starter:"
+
+
+def _data_dir(data_cfg) -> pathlib.Path:
+    return pathlib.Path(data_cfg.dir)
+
+
+def ensure_data(data_cfg, sources) -> None:
+    """Builds the starter corpus if one of ``sources`` is in it and it is not there yet."""
+    if not any(str(s).startswith(STARTER_PREFIX) for s in sources):
+        return
+    from jina_jax.data import starter
+
+    directory = _data_dir(data_cfg)
+    if starter.is_built(directory):
+        return
+    if not data_cfg.get("build_starter", True):
+        raise FileNotFoundError(
+            f"{directory}: no starter corpus; build it with python -m jina_jax.data.starter "
+            f"--data-dir {directory} (or set config.data.build_starter=True)"
+        )
+    starter.build(directory, max_pairs_per_dataset=int(data_cfg.get("max_pairs_per_dataset", 0)))
+
+
+def _is_tfds_folder(path: pathlib.Path) -> bool:
+    return path.is_dir() and any(path.rglob("dataset_info.json"))
+
+
+@functools.lru_cache(maxsize=64)
+def _pairs(source: str, data_dir: str) -> tuple[PairRecord, ...] | Sequence[PairRecord]:
+    if source.startswith(STARTER_PREFIX):
+        from jina_jax.data import starter
+
+        return starter.load_pairs(pathlib.Path(data_dir), source.removeprefix(STARTER_PREFIX))
+    path = pathlib.Path(source)
+    if _is_tfds_folder(path):
+        from jina_jax.data.tfds_builder import load_tfds
+
+        return load_tfds(path)
+    report = ReadReport()
+    records = tuple(read_pairs(source, report=report))
+    if report.num_skipped:
+        log.warning("%s: %s", source, report.summary())
+    return records
+
+
+def pair_source(source: str, data_cfg, *, min_negatives: int = 0) -> Sequence[PairRecord]:
+    records = _pairs(str(source), str(_data_dir(data_cfg)))
+    if not len(records):
+        raise ValueError(f"dataset {source!r} has no records")
+    if min_negatives and len(records[0].negatives) < min_negatives:
+        raise ValueError(
+            f"dataset {source!r} has {len(records[0].negatives)} negatives per query; the stage "
+            f"needs {min_negatives} (set num_negatives or pick a triplet dataset)"
+        )
+    return records
+
+
+@functools.lru_cache(maxsize=16)
+def _texts(source: str, data_dir: str) -> tuple[str, ...]:
+    if source.startswith(STARTER_PREFIX):
+        from jina_jax.data import starter
+
+        return tuple(
+            starter.load_texts(pathlib.Path(data_dir), source.removeprefix(STARTER_PREFIX))
+        )
+    return tuple(read_texts(source))
+
+
+def text_source(source: str, data_cfg) -> Sequence[str]:
+    texts = _texts(str(source), str(_data_dir(data_cfg)))
+    if not texts:
+        raise ValueError(f"text dataset {source!r} is empty")
+    return texts
