@@ -40,6 +40,10 @@ class CheckpointMismatchError(ValueError):
     pass
 
 
+class CheckpointSaveError(RuntimeError):
+    pass
+
+
 @dataclasses.dataclass
 class StageResult:
     step: int
@@ -230,7 +234,7 @@ def train_stage(
         unit="step",
         disable=not show_progress or jax.process_index() != 0,
     )
-    last_saved = resumed_from
+    pending_save = None
     try:
         for step in range(start_step, total_steps):
             host_batch = batches.batch_at(step)
@@ -267,13 +271,15 @@ def train_stage(
                     0.0,
                 )
             if done % save_every == 0 or done == total_steps:
+                # Saves are async: a failed save shows up when we next wait on the manager.
+                _finish_save(manager, pending_save, workdir)
+                pending_save = done
                 save(done, state)
-                last_saved = done
-        manager.wait_until_finished()
+        _finish_save(manager, pending_save, workdir)
     except NonFiniteLossError as e:
-        manager.wait_until_finished()
+        _finish_save(manager, pending_save, workdir)
         raise NonFiniteLossError(
-            f"{e}; the last good checkpoint (step {last_saved}) is kept in "
+            f"{e}; the last good checkpoint (step {manager.latest_step()}) is kept in "
             f"{workdir / 'checkpoints'}"
         ) from None
     finally:
@@ -284,6 +290,16 @@ def train_stage(
     return StageResult(
         step=int(state.step), params=host_params, metrics=last_metrics, resumed_from=resumed_from
     )
+
+
+def _finish_save(manager, step: int | None, workdir: pathlib.Path) -> None:
+    try:
+        manager.wait_until_finished()
+    except Exception as e:
+        raise CheckpointSaveError(
+            f"saving the checkpoint of step {step} failed ({e}); the checkpoint of step "
+            f"{manager.latest_step()} in {workdir / 'checkpoints'} is intact"
+        ) from e
 
 
 def _drain(pending, window_start, tokens, examples, flops, peak, writer, step) -> dict:
