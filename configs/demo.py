@@ -12,7 +12,7 @@ from ml_collections import ConfigDict
 def get_config(arg: str | None = None) -> ConfigDict:
     del arg
     config = ConfigDict()
-    config.stages = ["import", "encode", "export", "verify_export"]
+    config.stages = ("import", "encode", "export", "verify_export")
     config.init_from = "all-MiniLM-L6-v2"  # a local alias: the wheel's folder
     config.sample_texts = 300
     config.encode = ConfigDict(dict(batch_size=32, max_length=256))

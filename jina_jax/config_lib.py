@@ -106,7 +106,7 @@ def dataset(
 def base_config() -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
-    c.stages = ["pairs", "triplets", "export"]
+    c.stages = ("pairs", "triplets", "export")
     c.model = ConfigDict(dict(arch="bert"))
     c.tokenizer = "jina_v2"  # jina_v2 | sentencepiece (trained on the MLM text) | a path or alias
     c.tokenizer_vocab_size = 8000  # for a trained SentencePiece tokenizer
@@ -118,7 +118,7 @@ def base_config() -> ConfigDict:
     c.data = ConfigDict(dict(dir="data_cache/starter", build_starter=True, max_pairs_per_dataset=0))
 
     c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))
-    c.sharding_rules = [list(rule) for rule in DEFAULT_RULES]
+    c.sharding_rules = tuple(tuple(rule) for rule in DEFAULT_RULES)
     # Multi-host: jax.distributed.initialize() reads the cluster from the environment on TPU pods
     # and SLURM; set coordinator_address/num_processes/process_id for anything else.
     c.distributed = ConfigDict(
@@ -131,7 +131,7 @@ def base_config() -> ConfigDict:
             batch_size=256,
             max_length=512,
             mask_prob=0.3,
-            data="starter:mlm_text",
+            data="starter:mlm",
             optimizer=optimizer(1e-4, 10_000, weight_decay=0.01),
             log_every=50,
             grad_cache_chunk=0,
@@ -143,6 +143,7 @@ def base_config() -> ConfigDict:
             steps=100_000,
             query_max_length=64,
             passage_max_length=512,
+            pad_to_max_length=False,
             loss="infonce",
             temperature=0.05,  # (unconfirmed) SPEC §3
             margin=0.05,
@@ -160,6 +161,7 @@ def base_config() -> ConfigDict:
             steps=10_000,
             query_max_length=64,
             passage_max_length=512,
+            pad_to_max_length=False,
             loss="infonce",
             temperature=0.05,  # (unconfirmed)
             margin=0.05,  # (unconfirmed) v1's triplet margin
@@ -186,7 +188,14 @@ def shrink_for_local(c: ConfigDict) -> ConfigDict:
     c.mlm.checkpoint.update(every=20)
     for stage, steps in (("pairs", 60), ("triplets", 30)):
         s = c[stage]
-        s.update(steps=steps, query_max_length=32, passage_max_length=128, log_every=10)
+        # One padded shape per stage: on CPU a compile costs more than the padding.
+        s.update(
+            steps=steps,
+            query_max_length=32,
+            passage_max_length=128,
+            log_every=10,
+            pad_to_max_length=True,
+        )
         s.optimizer.update(lr=1e-4, warmup_steps=5)
         s.checkpoint.update(every=20)
         for ds in s.datasets.values():
@@ -197,12 +206,23 @@ def shrink_for_local(c: ConfigDict) -> ConfigDict:
 
 # Starter-corpus datasets (jina_jax.data.starter) used by the offline configs; a connected
 # machine points the same fields at the papers' data (see README).
-STARTER_PAIRS = ("packages", "manpages", "wordnet", "verses", "python_docs")
-STARTER_TRIPLETS = ("mined_triplets", "negation")
+STARTER_PAIRS = (
+    "debian_descriptions",
+    "manpages",
+    "wordnet_synonyms",
+    "wordnet_definitions",
+    "wordnet_examples",
+    "bible_paraphrase",
+    "python_docs",
+)
+STARTER_TRIPLETS = STARTER_PAIRS
 
 
-def _starter_datasets(names, batch_size: int) -> ConfigDict:
-    return ConfigDict({name: dataset(f"starter:{name}", batch_size=batch_size) for name in names})
+def _starter_datasets(kind: str, names, batch_size: int) -> ConfigDict:
+    out = {name: dataset(f"starter:{kind}/{name}", batch_size=batch_size) for name in names}
+    if kind == "triplets":
+        out["negation"] = dataset("starter:negation", batch_size=batch_size)
+    return ConfigDict(out)
 
 
 def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
@@ -220,15 +240,16 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     )
     c.tokenizer = "jina_v2"
     c.max_length = 8192
-    c.stages = ["mlm", "pairs", "triplets", "export"]
+    c.stages = ("mlm", "pairs", "triplets", "export")
     # Pod settings: global batch 4096 pairs at 512 tokens (v2-base); FSDP for large.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1 if size != "large" else 8, tensor=1))
-    c.pairs.datasets = _starter_datasets(STARTER_PAIRS, batch_size=4096)
+    c.pairs.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=4096)
     c.pairs.grad_cache_chunk = 512
-    c.triplets.datasets = _starter_datasets(STARTER_TRIPLETS, batch_size=128)
-    c.triplets.num_negatives = 15
+    c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=128)
+    # The starter corpus mines one hard negative per query; the paper's data has 15.
+    c.triplets.num_negatives = 1
     if "mlm_only" in args:
-        c.stages = ["mlm"]
+        c.stages = ("mlm",)
     if "local" in args:
         c.model.update(dtype="float32", remat=False, **LOCAL_JINA_BERT)
         c.max_length = 512
@@ -244,9 +265,9 @@ def jina_v1_config(size: str, args: set[str]) -> ConfigDict:
     c.model.update(arch="t5", vocab_size=32128, feed_forward_proj="relu", **T5_SIZES[size])
     c.tokenizer = "sentencepiece"  # or the t5 folder's spiece.model when init_from is set
     c.max_length = 512
-    c.stages = ["pairs", "triplets", "export"]
-    c.pairs.datasets = _starter_datasets(STARTER_PAIRS, batch_size=1024)
-    c.triplets.datasets = _starter_datasets(STARTER_TRIPLETS, batch_size=256)
+    c.stages = ("pairs", "triplets", "export")
+    c.pairs.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=1024)
+    c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=256)
     c.triplets.loss = "v1"
     c.triplets.num_negatives = 1
     if "local" in args:

@@ -213,6 +213,7 @@ def stage_train(kind: str) -> Callable:
                 cfg.query_max_length,
                 cfg.passage_max_length,
                 config.seed,
+                pad_to_max_length=cfg.get("pad_to_max_length", False),
                 **process,
             )
             identity = {
@@ -332,6 +333,18 @@ def _require(previous: pathlib.Path | None, stage: str) -> pathlib.Path:
     return previous
 
 
+def enable_compilation_cache(directory: str | os.PathLike | None = None) -> None:
+    """Persistent XLA cache: a rerun, a resumed run or a test recompiling the same program loads
+    it from disk instead of compiling again (most of a CPU smoke run is compilation)."""
+    import jax
+
+    directory = directory or os.environ.get(
+        "JINA_JAX_COMPILATION_CACHE", pathlib.Path.home() / ".cache" / "jina_jax" / "xla"
+    )
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def maybe_initialize_distributed(config: ConfigDict) -> None:
     """Multi-host: ``jax.distributed.initialize`` before any other JAX call."""
     import jax
@@ -365,6 +378,7 @@ def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
     if unknown:
         raise ValueError(f"unknown stages {unknown}; known: {sorted(STAGES)}")
     maybe_initialize_distributed(config)
+    enable_compilation_cache()
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     context = Run(config, workdir)
     previous: pathlib.Path | None = None
@@ -436,21 +450,26 @@ def quiet_libraries() -> None:
     """Our progress lines on the console; orbax/absl INFO chatter only at WARNING and above."""
     from absl import logging as absl_logging
 
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs through absl
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
 
-def entry_point() -> None:
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing, where ``--config.x=y`` overrides are applied: a misspelt key or a value
+    of the wrong type becomes one clear line instead of a traceback."""
     try:
-        app.run(main)
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        # Config overrides (--config.x=y) are applied while flags parse: a misspelt key lands here.
+        return FLAGS(argv)
+    except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
         message = str(e).replace("\\n", " ").replace("\\'", "'")
         if len(message) > 1 and message[0] == message[-1] == "'":
             message = message[1:-1]
         print(f"jina_jax.main: config error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def entry_point() -> None:
+    app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,9 @@
-"""Data: readers, cleaning filters, samplers and the offline starter corpus."""
+"""Data: readers, cleaning filters, samplers and the offline starter corpus.
+
+records.py       PairRecord / NegationRecord / STSRecord
+readers.py       files, folders, hub names, BEIR -> records, with a ReadReport of skipped lines
+filters.py       ExactDedup, NearDedup, LanguageFilter, ConsistencyFilter, CrossEncoderFilter
+tfds_builder.py  records <-> TFDS array_record datasets (no TensorFlow), grain loader
+sampler.py       DatasetSpec, MixtureSampler: one dataset per batch, random access by step
+pipeline.py      PairBatches, MLMBatches: tokenised, bucket-padded numpy batches by step
+"""

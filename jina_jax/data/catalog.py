@@ -1,8 +1,10 @@
 """Dataset names in configs -> records.
 
 A dataset ``source`` is one of:
-- ``starter:<name>``: a dataset of the offline starter corpus in ``config.data.dir`` (built on first
-  use when ``config.data.build_starter`` is set);
+- a dataset of the offline starter corpus in ``config.data.dir`` (built on first use when
+  ``config.data.build_starter`` is set): ``starter:pairs/<name>``, ``starter:triplets/<name>``
+  (one mined hard negative), ``starter:negation`` (anchor, entailment, negative), and for MLM
+  ``starter:mlm`` (every text file) or ``starter:mlm/<name>``;
 - a TFDS folder written by ``jina_jax.data.tfds_builder.write_tfds``;
 - a local file or folder the readers understand (jsonl[.gz], parquet, HF ``datasets`` folder), or
   a hub dataset name on a connected machine.
@@ -34,14 +36,16 @@ def ensure_data(data_cfg, sources) -> None:
     from jina_jax.data import starter
 
     directory = _data_dir(data_cfg)
-    if starter.is_built(directory):
+    if (directory / "manifest.json").is_file():
         return
     if not data_cfg.get("build_starter", True):
         raise FileNotFoundError(
             f"{directory}: no starter corpus; build it with python -m jina_jax.data.starter "
             f"--data-dir {directory} (or set config.data.build_starter=True)"
         )
-    starter.build(directory, max_pairs_per_dataset=int(data_cfg.get("max_pairs_per_dataset", 0)))
+    limit = int(data_cfg.get("max_pairs_per_dataset", 0)) or None
+    print(f"building the offline starter corpus in {directory} (once; a few minutes)")
+    starter.build_starter(starter.StarterConfig(data_dir=directory, max_pairs_per_dataset=limit))
 
 
 def _is_tfds_folder(path: pathlib.Path) -> bool:
@@ -51,9 +55,7 @@ def _is_tfds_folder(path: pathlib.Path) -> bool:
 @functools.lru_cache(maxsize=64)
 def _pairs(source: str, data_dir: str) -> tuple[PairRecord, ...] | Sequence[PairRecord]:
     if source.startswith(STARTER_PREFIX):
-        from jina_jax.data import starter
-
-        return starter.load_pairs(pathlib.Path(data_dir), source.removeprefix(STARTER_PREFIX))
+        return _starter_pairs(pathlib.Path(data_dir), source.removeprefix(STARTER_PREFIX))
     path = pathlib.Path(source)
     if _is_tfds_folder(path):
         from jina_jax.data.tfds_builder import load_tfds
@@ -64,6 +66,24 @@ def _pairs(source: str, data_dir: str) -> tuple[PairRecord, ...] | Sequence[Pair
     if report.num_skipped:
         log.warning("%s: %s", source, report.summary())
     return records
+
+
+def _starter_pairs(data_dir: pathlib.Path, name: str) -> tuple[PairRecord, ...]:
+    from jina_jax.data.starter import load_starter
+
+    corpus = load_starter(data_dir)
+    kind, _, part = name.partition("/")
+    if kind == "negation" and not part:
+        return tuple(
+            PairRecord(r.anchor, r.entailment, (r.negative,)) for r in corpus.negations("train")
+        )
+    if kind == "pairs" and part in corpus.pair_datasets:
+        return tuple(corpus.pairs(part))
+    if kind == "triplets" and part in corpus.triplet_datasets:
+        return tuple(corpus.triplets(part))
+    known = [f"starter:pairs/{n}" for n in corpus.pair_datasets]
+    known += [f"starter:triplets/{n}" for n in corpus.triplet_datasets] + ["starter:negation"]
+    raise ValueError(f"unknown starter dataset 'starter:{name}'; known: {', '.join(known)}")
 
 
 def pair_source(source: str, data_cfg, *, min_negatives: int = 0) -> Sequence[PairRecord]:
@@ -80,13 +100,19 @@ def pair_source(source: str, data_cfg, *, min_negatives: int = 0) -> Sequence[Pa
 
 @functools.lru_cache(maxsize=16)
 def _texts(source: str, data_dir: str) -> tuple[str, ...]:
-    if source.startswith(STARTER_PREFIX):
-        from jina_jax.data import starter
+    if not source.startswith(STARTER_PREFIX):
+        return tuple(read_texts(source))
+    from jina_jax.data.starter import load_starter
 
-        return tuple(
-            starter.load_texts(pathlib.Path(data_dir), source.removeprefix(STARTER_PREFIX))
-        )
-    return tuple(read_texts(source))
+    files = load_starter(data_dir).mlm_files
+    name = source.removeprefix(STARTER_PREFIX)
+    if name != "mlm":
+        kind, _, part = name.partition("/")
+        if kind != "mlm" or part not in files:
+            known = ", ".join(["starter:mlm", *(f"starter:mlm/{n}" for n in files)])
+            raise ValueError(f"unknown starter text set {source!r}; known: {known}")
+        files = {part: files[part]}
+    return tuple(text for path in files.values() for text in read_texts(path))
 
 
 def text_source(source: str, data_cfg) -> Sequence[str]:

@@ -42,3 +42,31 @@ def stdlib_sentences(limit: int) -> list[str]:
                     if len(out) >= limit:
                         return out
     return out
+
+
+def stdlib_docs(limit: int) -> list[tuple[str, str, str]]:
+    """Up to ``limit`` real ``(qualified name, summary, body)`` triples, in a fixed order: the first
+    sentence of a stdlib function's or class's docstring and up to three sentences after it (at
+    least 8 words). Source of real pairs for filter tests and benchmarks."""
+    seen, out = set(), []
+    for name in STDLIB_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for attr in sorted(vars(module)):
+            obj = getattr(module, attr, None)
+            if attr.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            doc = " ".join((inspect.getdoc(obj) or "").split())
+            sentences = re.split(r"(?<=[.!?])\s+", doc)
+            if len(sentences) < 2 or len(sentences[0].split()) < 4:
+                continue
+            body = " ".join(sentences[1:4])
+            if len(body.split()) < 8 or doc in seen:
+                continue
+            seen.add(doc)
+            out.append((f"{name}.{attr}", sentences[0], body))
+            if len(out) >= limit:
+                return out
+    return out

@@ -16,7 +16,7 @@ from jina_jax.main import quiet_libraries, run
 def tiny_config(pairs_file: str, steps: int, overrides: dict[str, str]) -> ConfigDict:
     c = config_lib.jina_v2_config("small", {"local"})
     c.unlock()
-    c.stages = ["pairs"]
+    c.stages = ("pairs",)
     c.model.update(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
     c.pairs.datasets = ConfigDict({"local": config_lib.dataset(pairs_file, batch_size=8)})
     c.pairs.update(steps=steps, query_max_length=32, passage_max_length=32, log_every=2)

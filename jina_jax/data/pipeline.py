@@ -1,0 +1,307 @@
+"""Host-side batches: records -> tokenised, bucket-padded numpy arrays, addressed by step.
+
+`PairBatches.batch_at(step)` and `MLMBatches.batch_at(step)` are pure functions of the step (see
+`jina_jax.data.sampler`), so a training run resumes from `{"step": n}` alone and gets the same
+batches as if it had never stopped. `BatchIterator` walks the steps, optionally computing a few
+ahead in a background thread (tokenisation runs in Rust and releases the GIL).
+
+Shapes: lengths are padded to a bucket (16, 32, 64, ... capped at the max length), so a run sees
+a handful of shapes and XLA compiles a handful of programs. The bucket is chosen from the GLOBAL
+batch, so with several hosts every host pads to the same length (each host tokenises the global
+batch and keeps its own contiguous slice; multi-host jit needs equal local shapes).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jina_jax.data.records import PairRecord
+from jina_jax.data.sampler import DatasetSpec, MixtureSampler, as_spec_dict
+from jina_jax.encoding import bucket_for, bucket_lengths
+
+Batch = dict[str, Any]
+
+
+def pad_to_bucket(
+    ids: Sequence[np.ndarray], max_length: int, pad_id: int, length: int | None = None
+):
+    """Token id arrays -> (ids [N, L] int32, mask [N, L] int32); L = bucket of the longest row
+    unless `length` is given."""
+    if length is None:
+        longest = max((len(row) for row in ids), default=1)
+        length = bucket_for(longest, bucket_lengths(max_length))
+    out = np.full((len(ids), length), pad_id, np.int32)
+    mask = np.zeros((len(ids), length), np.int32)
+    for i, row in enumerate(ids):
+        out[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return out, mask
+
+
+def tokenize_pairs(
+    records: Sequence[PairRecord],
+    spec: DatasetSpec,
+    tokenizer,
+    query_max_length: int,
+    passage_max_length: int,
+    pad_to_max_length: bool = False,
+) -> Batch:
+    """One dataset's records -> query_ids/mask [B, Lq], pos_ids/mask [B, Lp] and, when
+    spec.num_negatives K > 0, neg_ids/mask [B, K, Lp] (positives and negatives share Lp).
+    Records must carry at least K negatives; the first K are used. ``pad_to_max_length`` pads
+    to the max lengths instead of buckets: one shape, one compilation (small models on CPU)."""
+    k = spec.num_negatives
+    if k:
+        short = [i for i, record in enumerate(records) if len(record.negatives) < k]
+        if short:
+            raise ValueError(
+                f"{spec.name}: {len(short)} records have fewer than {k} negatives "
+                f"(first at batch row {short[0]}); filter the dataset or lower num_negatives"
+            )
+    queries = [spec.query_prefix + record.query for record in records]
+    passages = [spec.passage_prefix + record.positive for record in records]
+    passages += [spec.passage_prefix + n for record in records for n in record.negatives[:k]]
+    query_ids, _ = tokenizer.encode_batch(queries, query_max_length)
+    passage_ids, _ = tokenizer.encode_batch(passages, passage_max_length)
+    batch_size = len(records)
+    batch: Batch = {}
+    batch["query_ids"], batch["query_mask"] = pad_to_bucket(
+        query_ids,
+        query_max_length,
+        tokenizer.pad_id,
+        length=query_max_length if pad_to_max_length else None,
+    )
+    ids, mask = pad_to_bucket(
+        passage_ids,
+        passage_max_length,
+        tokenizer.pad_id,
+        length=passage_max_length if pad_to_max_length else None,
+    )
+    batch["pos_ids"], batch["pos_mask"] = ids[:batch_size], mask[:batch_size]
+    if k:
+        length = ids.shape[1]
+        batch["neg_ids"] = ids[batch_size:].reshape(batch_size, k, length)
+        batch["neg_mask"] = mask[batch_size:].reshape(batch_size, k, length)
+    batch["in_batch_negatives"] = np.bool_(spec.in_batch_negatives)
+    batch["dataset"] = spec.name
+    return batch
+
+
+def take(source: Sequence, indices: np.ndarray) -> list:
+    """source[i] for each index; one batched read where the source has `__getitems__` (the
+    array_record sources do, and read many records faster that way)."""
+    getitems = getattr(source, "__getitems__", None)
+    if getitems is not None:
+        return list(getitems([int(i) for i in indices]))
+    return [source[int(i)] for i in indices]
+
+
+def _host_rows(batch: Batch, process_index: int, process_count: int) -> Batch:
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, np.ndarray) and value.ndim:
+            local = len(value) // process_count
+            value = value[process_index * local : (process_index + 1) * local]
+        out[key] = value
+    return out
+
+
+class BatchIterator:
+    """Iterates `batch_at(step)` from a step on; `get_state()`/`set_state()` save and restore the
+    position. With `prefetch > 0` that many future batches are computed in a background thread."""
+
+    def __init__(self, batch_at: Callable[[int], Batch], step: int = 0, prefetch: int = 0):
+        self._batch_at = batch_at
+        self.step = int(step)
+        self._prefetch = int(prefetch)
+        self._pool = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batches")
+            if prefetch > 0
+            else None
+        )
+        self._pending: collections.deque = collections.deque()  # futures for step, step+1, ...
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Batch:
+        if self._pool is None:
+            batch = self._batch_at(self.step)
+        else:
+            while len(self._pending) <= self._prefetch:
+                ahead = self.step + len(self._pending)
+                self._pending.append(self._pool.submit(self._batch_at, ahead))
+            batch = self._pending.popleft().result()
+        self.step += 1
+        return batch
+
+    def get_state(self) -> dict[str, int]:
+        """The step of the next batch (batches computed ahead do not count)."""
+        return {"step": self.step}
+
+    def set_state(self, state: Mapping[str, int]) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self.step = int(state["step"])
+
+    def close(self) -> None:
+        self.set_state({"step": self.step})
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PairBatches:
+    """Pair / triplet batches for contrastive training, one dataset per batch.
+
+    sources: name -> random-access sequence of PairRecord (a list, or `load_tfds(...)` records).
+    specs: a DatasetSpec per source. Each host gets `batch_size // process_count` rows of every
+    global batch (its contiguous slice).
+    """
+
+    def __init__(
+        self,
+        sources: Mapping[str, Sequence[PairRecord]],
+        specs: Sequence[DatasetSpec] | Mapping[str, DatasetSpec],
+        tokenizer,
+        query_max_length: int,
+        passage_max_length: int,
+        seed: int,
+        process_index: int = 0,
+        process_count: int = 1,
+        pad_to_max_length: bool = False,
+    ):
+        self.pad_to_max_length = pad_to_max_length
+        self.sources = dict(sources)
+        self.specs = as_spec_dict(specs)
+        self.tokenizer = tokenizer
+        self.query_max_length = query_max_length
+        self.passage_max_length = passage_max_length
+        self.process_index, self.process_count = process_index, process_count
+        self.sampler = MixtureSampler(
+            {name: len(source) for name, source in self.sources.items()},
+            self.specs,
+            seed,
+            process_index,
+            process_count,
+        )
+
+    def records_at(self, step: int) -> tuple[DatasetSpec, list[PairRecord]]:
+        """The global batch of `step`: its dataset's spec and its records."""
+        name, indices = self.sampler.global_plan(step)
+        return self.specs[name], take(self.sources[name], indices)
+
+    def batch_at(self, step: int) -> Batch:
+        spec, records = self.records_at(step)
+        batch = tokenize_pairs(
+            records,
+            spec,
+            self.tokenizer,
+            self.query_max_length,
+            self.passage_max_length,
+            self.pad_to_max_length,
+        )
+        return _host_rows(batch, self.process_index, self.process_count)
+
+    def iterator(self, step: int = 0, prefetch: int = 0) -> BatchIterator:
+        return BatchIterator(self.batch_at, step, prefetch)
+
+    def __iter__(self) -> BatchIterator:
+        return self.iterator()
+
+
+def word_starts(word_ids: Sequence[int | None]) -> np.ndarray:
+    """bool [L]: True at the first token of each word (the fast tokenizer's `word_ids()`)."""
+    out = np.zeros(len(word_ids), dtype=bool)
+    previous = None
+    for i, word in enumerate(word_ids):
+        out[i] = word is not None and word != previous
+        previous = word
+    return out
+
+
+class MLMBatches:
+    """Masked-language-model batches with whole-word masking (SPEC §3 stage 0).
+
+    texts: random-access sequence of documents. Each is tokenised with the model's special tokens
+    and truncated to `max_length`; words come from the fast tokenizer's `word_ids()` (its
+    pre-tokenizer's words: whitespace- and punctuation-separated for BERT). Masking and the 80/10/10
+    replacement are `jina_jax.losses.whole_word_mask`, seeded by (seed, step). Records are visited
+    epoch-wise without replacement, as in `MixtureSampler` with a single dataset.
+    """
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        tokenizer,
+        max_length: int,
+        batch_size: int,
+        seed: int,
+        mask_prob: float = 0.3,
+        process_index: int = 0,
+        process_count: int = 1,
+    ):
+        if tokenizer.hf.mask_token_id is None:
+            raise ValueError("MLM needs a tokenizer with a mask token")
+        self.texts = texts
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.seed = seed
+        self.mask_prob = mask_prob
+        self.process_index, self.process_count = process_index, process_count
+        spec = DatasetSpec("texts", batch_size=batch_size)
+        self.sampler = MixtureSampler(
+            {"texts": len(texts)}, [spec], seed, process_index, process_count
+        )
+
+    def batch_at(self, step: int) -> Batch:
+        from jina_jax.losses import whole_word_mask
+
+        _, indices = self.sampler.global_plan(step)
+        texts = take(self.texts, indices)
+        encoded = self.tokenizer.hf(
+            texts,
+            add_special_tokens=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_special_tokens_mask=True,
+        )
+        ids, mask = pad_to_bucket(
+            [np.asarray(row, np.int32) for row in encoded["input_ids"]],
+            self.max_length,
+            self.tokenizer.pad_id,
+        )
+        starts = np.zeros(ids.shape, dtype=bool)
+        special = mask == 0
+        for i, row in enumerate(encoded["special_tokens_mask"]):
+            starts[i, : len(row)] = word_starts(encoded.word_ids(i))
+            special[i, : len(row)] |= np.asarray(row, dtype=bool)
+        rng = np.random.default_rng([self.seed, step, 0x4D4C4D])  # "MLM": apart from sampling
+        masked, labels = whole_word_mask(
+            ids,
+            starts,
+            special,
+            rng,
+            mask_prob=self.mask_prob,
+            mask_token_id=self.tokenizer.hf.mask_token_id,
+            vocab_size=self.tokenizer.vocab_size,
+        )
+        batch = {"input_ids": masked, "attention_mask": mask, "labels": labels}
+        return _host_rows(batch, self.process_index, self.process_count)
+
+    def iterator(self, step: int = 0, prefetch: int = 0) -> BatchIterator:
+        return BatchIterator(self.batch_at, step, prefetch)
+
+    def __iter__(self) -> BatchIterator:
+        return self.iterator()

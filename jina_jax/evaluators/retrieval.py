@@ -1,0 +1,114 @@
+"""Dense retrieval on a BEIR-style set: nDCG@10, MAP@10 and recall@100 (MTEB's retrieval
+metrics; nDCG@10 is its main score), computed by trec_eval through ir-measures."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Any
+
+import ir_measures
+import numpy as np
+from ir_measures import AP, R, nDCG
+
+from jina_jax.evaluators.common import (
+    embed,
+    embed_chunks,
+    load_starter,
+    stable_subsample,
+    top_k_search,
+)
+
+# Our metric names (MTEB's) -> ir-measures measures; AP@k is trec_eval's map_cut.k.
+MEASURES = {"ndcg_at_10": nDCG @ 10, "map_at_10": AP @ 10, "recall_at_100": R @ 100}
+
+
+def load_beir(dataset: Any, data_dir: str | os.PathLike | None = None, split: str = "test"):
+    """A ``BeirDataset`` from itself, a BEIR folder path, or a starter eval-set name."""
+    from jina_jax.data.readers import BeirDataset, read_beir
+
+    if isinstance(dataset, BeirDataset):
+        return dataset
+    path = pathlib.Path(str(dataset))
+    if (path / "corpus.jsonl").exists() or (path / "corpus.jsonl.gz").exists():
+        return read_beir(path, split=split)
+    starter = load_starter(data_dir)
+    if str(dataset) not in starter.beir_folders:
+        raise ValueError(
+            f"unknown retrieval set {dataset!r}: not a BEIR folder, and the starter has "
+            f"{sorted(starter.beir_folders)}"
+        )
+    return read_beir(starter.beir_folders[str(dataset)], split=split)
+
+
+def trec_metrics(
+    qrels: dict[str, dict[str, int]],
+    run: dict[str, dict[str, float]],
+    measures: dict[str, Any] = MEASURES,
+) -> dict[str, float]:
+    """Mean over the queries of ``qrels`` that have a relevant document (trec_eval via
+    ir-measures' pytrec_eval provider; a judged query missing from ``run`` counts as 0)."""
+    judged = {q: docs for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    full_run = {q: run.get(q) or {"__none__": 0.0} for q in judged}
+    provider = ir_measures.pytrec_eval
+    by_measure = provider.calc_aggregate(list(measures.values()), judged, full_run)
+    return {name: float(by_measure[m]) for name, m in measures.items()}
+
+
+@dataclasses.dataclass
+class RetrievalEvaluator:
+    """Encodes the queries, then the corpus chunk by chunk (``corpus_chunk_size`` texts at a
+    time), keeps each query's ``top_k`` documents (cosine) and scores the run against qrels.
+
+    ``dataset``: a starter eval-set name (python_faq, debian_faq, manpages,
+    debian_descriptions), a BEIR folder, or a loaded ``BeirDataset``. ``max_queries`` takes a
+    stable sample of the judged queries (the corpus stays whole).
+    """
+
+    dataset: Any = "python_faq"
+    data_dir: str | None = None
+    split: str = "test"
+    top_k: int = 100
+    batch_size: int = 32
+    max_length: int | None = None  # documents; default: the model's
+    query_max_length: int | None = None  # default: max_length
+    corpus_chunk_size: int = 16_384
+    block_size: int = 1024
+    max_queries: int | None = None
+
+    def __call__(self, model) -> dict[str, Any]:
+        data = load_beir(self.dataset, self.data_dir, self.split)
+        query_ids = [q for q, docs in data.qrels.items() if q in data.queries and docs]
+        query_ids = [query_ids[i] for i in stable_subsample(query_ids, self.max_queries)]
+        doc_ids = list(data.corpus)
+        run = self.search(
+            model, [data.queries[q] for q in query_ids], [data.corpus[d] for d in doc_ids]
+        )
+        run = {
+            query_ids[i]: {doc_ids[j]: score for j, score in hits.items()}
+            for i, hits in enumerate(run)
+        }
+        metrics = trec_metrics({q: data.qrels[q] for q in query_ids}, run)
+        return {**metrics, "num_queries": len(query_ids), "num_documents": len(doc_ids)}
+
+    def search(self, model, queries: list[str], documents: list[str]) -> list[dict[int, float]]:
+        """Per query, {document index: cosine} of its ``top_k`` documents."""
+        query_vectors = embed(
+            model,
+            queries,
+            batch_size=self.batch_size,
+            max_length=self.query_max_length or self.max_length,
+        )
+        chunks = embed_chunks(
+            model,
+            documents,
+            chunk_size=self.corpus_chunk_size,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+        )
+        scores, index = top_k_search(query_vectors, chunks, self.top_k, block_size=self.block_size)
+        return [
+            {int(j): float(s) for j, s in zip(row_index, row_scores)}
+            for row_index, row_scores in zip(index, scores.astype(np.float64))
+        ]
