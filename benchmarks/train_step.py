@@ -42,19 +42,27 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
     from jina_jax.metrics import encoder_forward_flops, measured_cpu_peak
     from jina_jax.optim import make_optimizer
     from jina_jax.train import ContrastiveObjective, make_train_step
-    from jina_jax.trainer import init_state
+    from jina_jax.trainer import init_state, jit_train_step
 
     objective = ContrastiveObjective(config)
     records = [PairRecord(q, p) for q, p in pairs]
-    batches = PairBatches({"b": records}, [DatasetSpec("b", batch_size=batch)], tokenizer,
-                          max_length, max_length, seed=0)
+    batches = PairBatches(
+        {"b": records},
+        [DatasetSpec("b", batch_size=batch)],
+        tokenizer,
+        max_length,
+        max_length,
+        seed=0,
+    )
     mesh = shd.make_mesh({"data": 1}, devices=jax.devices()[:1])
-    tx, schedule = make_optimizer(ConfigDict(dict(lr=2e-5, warmup_steps=0, schedule="constant")), 100)
+    tx, schedule = make_optimizer(
+        ConfigDict(dict(lr=2e-5, warmup_steps=0, schedule="constant")), 100
+    )
     key = jax.random.key(0)
     if init_params is None:
         init_params = jax.tree.map(np.asarray, nn.meta.unbox(objective.init(key)))
     state = init_state(objective, tx, mesh, shd.DEFAULT_RULES, key, init_params)
-    step = jax.jit(make_train_step(objective, tx, schedule), donate_argnums=(0,))
+    step = jit_train_step(make_train_step(objective, tx, schedule), state)
 
     def device_batch(s):
         host = batches.batch_at(s)
@@ -81,8 +89,19 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
         for k in ("query_ids", "pos_ids"):
             flops += 3 * encoder_forward_flops(config, *host[k].shape)
         tokens += int(host["query_mask"].sum() + host["pos_mask"].sum())
-    return _row(name, "jina_jax", steps, batch, seconds, tokens, flops, measured_cpu_peak(),
-                compile_s=compile_s, loss=float(metrics["loss"]), shapes=len(seen))
+    return _row(
+        name,
+        "jina_jax",
+        steps,
+        batch,
+        seconds,
+        tokens,
+        flops,
+        measured_cpu_peak(),
+        compile_s=compile_s,
+        loss=float(metrics["loss"]),
+        shapes=len(seen),
+    )
 
 
 def bench_sentence_transformers(name, model_dir, pairs, steps, batch, max_length):
@@ -99,13 +118,19 @@ def bench_sentence_transformers(name, model_dir, pairs, steps, batch, max_length
     loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
     hf = model[0].auto_model.config
-    config = BertConfig(vocab_size=hf.vocab_size, hidden_size=hf.hidden_size,
-                        num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
-                        intermediate_size=hf.intermediate_size, feed_forward_type="original",
-                        position_embedding_type="absolute", max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=hf.vocab_size,
+        hidden_size=hf.hidden_size,
+        num_layers=hf.num_hidden_layers,
+        num_heads=hf.num_attention_heads,
+        intermediate_size=hf.intermediate_size,
+        feed_forward_type="original",
+        position_embedding_type="absolute",
+        max_position_embeddings=512,
+    )
 
     def features(s):
-        chunk = pairs[(s * batch) % (len(pairs) - batch):][:batch]
+        chunk = pairs[(s * batch) % (len(pairs) - batch) :][:batch]
         return [model.tokenize([q for q, _ in chunk]), model.tokenize([p for _, p in chunk])]
 
     def one(feats):
@@ -126,26 +151,46 @@ def bench_sentence_transformers(name, model_dir, pairs, steps, batch, max_length
         for f in feats:
             flops += 3 * encoder_forward_flops(config, *f["input_ids"].shape)
             tokens += int(f["attention_mask"].sum())
-    return _row(name, "sentence-transformers", steps, batch, seconds, tokens, flops,
-                measured_cpu_peak(), compile_s=0.0, loss=float(loss), threads=torch.get_num_threads())
+    return _row(
+        name,
+        "sentence-transformers",
+        steps,
+        batch,
+        seconds,
+        tokens,
+        flops,
+        measured_cpu_peak(),
+        compile_s=0.0,
+        loss=float(loss),
+        threads=torch.get_num_threads(),
+    )
 
 
 def _row(name, framework, steps, batch, seconds, tokens, flops, peak, **extra):
     return {
-        "model": name, "framework": framework, "steps": steps, "batch": batch,
-        "seconds": round(seconds, 3), "steps_per_s": round(steps / seconds, 3),
+        "model": name,
+        "framework": framework,
+        "steps": steps,
+        "batch": batch,
+        "seconds": round(seconds, 3),
+        "steps_per_s": round(steps / seconds, 3),
         "pairs_per_s": round(steps * batch / seconds, 1),
-        "tokens_per_s": round(tokens / seconds, 1), "mfu": round(flops / seconds / peak, 4),
+        "tokens_per_s": round(tokens / seconds, 1),
+        "mfu": round(flops / seconds / peak, 4),
         **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in extra.items()},
     }
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--skip-small", action="store_true", help="leave out v2-small (slow on CPU)")
+    parser.add_argument(
+        "--skip-small", action="store_true", help="leave out v2-small (slow on CPU)"
+    )
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -162,25 +207,42 @@ def main(argv=None) -> dict:
     pairs = _pairs(400)
     rows = []
     minilm = load_hf(minilm_path())
-    rows.append(bench_jax("all-MiniLM-L6-v2", minilm.config, minilm.params, minilm.tokenizer, pairs,
-                          args.steps, args.batch, args.max_length))
-    rows.append(bench_sentence_transformers("all-MiniLM-L6-v2", minilm_path(), pairs, args.steps,
-                                            args.batch, args.max_length))
+    rows.append(
+        bench_jax(
+            "all-MiniLM-L6-v2",
+            minilm.config,
+            minilm.params,
+            minilm.tokenizer,
+            pairs,
+            args.steps,
+            args.batch,
+            args.max_length,
+        )
+    )
+    rows.append(
+        bench_sentence_transformers(
+            "all-MiniLM-L6-v2", minilm_path(), pairs, args.steps, args.batch, args.max_length
+        )
+    )
     v2_tokenizer = jina_v2_tokenizer()
     sizes = {"v2 :local": config_lib.LOCAL_JINA_BERT}
     if not args.skip_small:
         sizes["v2-small"] = config_lib.JINA_BERT_SIZES["small"]
     for name, size in sizes.items():
         config = BertConfig(vocab_size=30528, add_pooler=False, **size)
-        rows.append(bench_jax(name, config, None, v2_tokenizer, pairs, args.steps, args.batch,
-                              args.max_length))
+        rows.append(
+            bench_jax(
+                name, config, None, v2_tokenizer, pairs, args.steps, args.batch, args.max_length
+            )
+        )
     ours, theirs = rows[0], rows[1]
     result = {
         "benchmark": "train_step",
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} ({jax.devices()[0].platform})",
         "cpu_peak_flops": round(measured_cpu_peak()),
-        "batch": args.batch, "max_length": args.max_length,
+        "batch": args.batch,
+        "max_length": args.max_length,
         "rows": rows,
         "speedup_vs_sentence_transformers": round(ours["pairs_per_s"] / theirs["pairs_per_s"], 3),
     }
@@ -189,8 +251,12 @@ def main(argv=None) -> dict:
     print("| model | framework | pairs/s | tokens/s | MFU | loss |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['framework']} | {r['pairs_per_s']} | {r['tokens_per_s']} | {r['mfu']:.2%} | {r['loss']:.3f} |")
-    print(f"\njina_jax / sentence-transformers on all-MiniLM-L6-v2: {result['speedup_vs_sentence_transformers']}x")
+        print(
+            f"| {r['model']} | {r['framework']} | {r['pairs_per_s']} | {r['tokens_per_s']} | {r['mfu']:.2%} | {r['loss']:.3f} |"
+        )
+    print(
+        f"\njina_jax / sentence-transformers on all-MiniLM-L6-v2: {result['speedup_vs_sentence_transformers']}x"
+    )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

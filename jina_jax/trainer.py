@@ -97,6 +97,14 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
     return out
 
 
+def jit_train_step(step_fn, state: TrainState):
+    """``jax.jit`` of a train step whose output state keeps the input state's shardings, so the
+    next call hits the same compiled program (unpinned outputs can come back laid out
+    differently and trigger a second compilation)."""
+    state_sharding = jax.tree.map(lambda x: x.sharding, state)
+    return jax.jit(step_fn, donate_argnums=(0,), out_shardings=(state_sharding, None))
+
+
 def init_state(objective, tx, mesh, rules, key, init_params=None) -> TrainState:
     """A train state created directly on its devices: parameters are initialised by
     ``jit(init, out_shardings=...)`` from their logical axis names, then overwritten by
@@ -119,12 +127,17 @@ def init_state(objective, tx, mesh, rules, key, init_params=None) -> TrainState:
 
 
 def _on_mesh(tree, mesh):
-    """Leaves not yet spread over the mesh (scalars such as the step, Adam's count) are
-    replicated over it, so the whole state lives on one set of devices."""
-    devices = set(mesh.devices.flat)
+    """Every leaf committed to a sharding of ``mesh``: scalars such as the step or Adam's count
+    are replicated over it. (An uncommitted leaf would come back committed from the first step
+    and make the second step compile again.)"""
+    from jax.sharding import NamedSharding
 
     def place(x):
-        return x if x.sharding.device_set == devices else jax.device_put(x, shd.replicated(mesh))
+        if isinstance(x.sharding, NamedSharding) and x.sharding.mesh == mesh and x.committed:
+            return x
+        return jax.device_put(
+            x, shd.replicated(mesh) if not isinstance(x.sharding, NamedSharding) else x.sharding
+        )
 
     return jax.tree.map(place, tree)
 
@@ -241,7 +254,7 @@ def train_stage(
             batch, dataset = _device_batch(host_batch, mesh, rules)
             signature = _signature(batch)
             if signature not in compiled:
-                jitted = jax.jit(step_fn, donate_argnums=(0,), out_shardings=(state_sharding, None))
+                jitted = jit_train_step(step_fn, state)
                 with jax.set_mesh(mesh):
                     compiled[signature] = jitted.lower(state, batch, key).compile()
                 _log_memory(compiled[signature], signature)

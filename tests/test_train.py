@@ -12,7 +12,7 @@ from jina_jax import sharding as shd
 from jina_jax.models import BertConfig
 from jina_jax.optim import make_optimizer, weight_decay_mask
 from jina_jax.train import ContrastiveObjective, grad_cache_gradients, make_train_step
-from jina_jax.trainer import init_state
+from jina_jax.trainer import init_state, jit_train_step
 
 TINY = BertConfig(
     vocab_size=96,
@@ -53,7 +53,7 @@ def _run_step(mesh, objective, init, batch):
     tx, schedule = make_optimizer(OPT, total_steps=10)
     key = jax.random.key(0)
     state = init_state(objective, tx, mesh, shd.DEFAULT_RULES, key, init)
-    step = jax.jit(make_train_step(objective, tx, schedule), donate_argnums=(0,))
+    step = jit_train_step(make_train_step(objective, tx, schedule), state)
     with jax.set_mesh(mesh):
         gbatch = shd.global_batch(batch, mesh)
         state, metrics = step(state, gbatch, key)

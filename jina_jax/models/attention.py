@@ -121,8 +121,9 @@ def dot_product_attention(
       bias_fn: position bias, evaluated on the actual positions (see module docstring).
       scale: logit scale; ``1/sqrt(head_dim)`` by default (T5 passes 1.0).
       implementation: ``dense`` (reference; materialises ``[B, heads, Lq, Lk]``), ``chunked``
-        (online softmax over key chunks, ``O(L * chunk)`` memory) or ``auto`` (chunked when the
-        key length exceeds ``chunk_threshold``).
+        (online softmax over key chunks, ``O(L * chunk)`` memory), ``auto`` (chunked when the
+        key length exceeds ``chunk_threshold``), or ``cudnn`` / ``xla`` (jax.nn's fused
+        attention, for accelerators).
 
     Returns:
       ``[batch, Lq, heads, head_dim]`` in the query's dtype.
@@ -134,7 +135,9 @@ def dot_product_attention(
     use_dropout = dropout_rate > 0.0 and dropout_rng is not None
     if implementation == "chunked" and not use_dropout:
         return _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size)
-    if implementation not in ("dense", "chunked"):
+    if implementation in ("cudnn", "xla") and not use_dropout:
+        return _fused_attention(query, key, value, key_mask, bias_fn, scale, implementation)
+    if implementation not in ("dense", "chunked", "cudnn", "xla"):
         raise ValueError(f"unknown attention implementation {implementation!r}")
     # Attention dropout needs the full probability matrix, so it always takes the dense path.
     logits = jnp.einsum("bqhd,bkhd->bhqk", query, key, preferred_element_type=jnp.float32)
@@ -150,6 +153,22 @@ def dot_product_attention(
         keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
         probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
     return jnp.einsum("bhqk,bkhd->bqhd", probs.astype(value.dtype), value).astype(query.dtype)
+
+
+def _fused_attention(query, key, value, key_mask, bias_fn, scale, implementation):
+    """``jax.nn.dot_product_attention``: ``cudnn`` is the fused GPU kernel (it takes the bias as a
+    tensor, so the ``[heads, L, L]`` bias exists here, in the compute dtype); ``xla`` is JAX's
+    own lowering. For comparison on accelerators; the chunked path needs no ``L x L`` tensor."""
+    bias = None
+    if bias_fn is not None:
+        positions_q = jnp.arange(query.shape[1], dtype=jnp.int32)
+        positions_k = jnp.arange(key.shape[1], dtype=jnp.int32)
+        bias = bias_fn(positions_q, positions_k)[None].astype(query.dtype)  # [1, heads, Lq, Lk]
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    out = jax.nn.dot_product_attention(
+        query, key, value, bias=bias, mask=mask, scale=scale, implementation=implementation
+    )
+    return out.astype(query.dtype)
 
 
 def _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size):

@@ -33,7 +33,7 @@ from jina_jax.models import BertConfig  # noqa: E402
 from jina_jax.optim import make_optimizer  # noqa: E402
 from jina_jax.tokenization import load_tokenizer  # noqa: E402
 from jina_jax.train import ContrastiveObjective, make_train_step  # noqa: E402
-from jina_jax.trainer import init_state  # noqa: E402
+from jina_jax.trainer import init_state, jit_train_step  # noqa: E402
 
 tokenizer = load_tokenizer(minilm_path())
 config = BertConfig(
@@ -64,7 +64,7 @@ mesh = shd.make_mesh({"data": -1})
 tx, schedule = make_optimizer(ConfigDict(dict(lr=1e-3, warmup_steps=0, schedule="constant")), 10)
 key = jax.random.key(0)
 state = init_state(objective, tx, mesh, shd.DEFAULT_RULES, key, init)
-step = jax.jit(make_train_step(objective, tx, schedule), donate_argnums=(0,))
+step = jit_train_step(make_train_step(objective, tx, schedule), state)
 losses = []
 with jax.set_mesh(mesh):
     for s in range(3):

@@ -148,3 +148,11 @@ def test_auto_switches_on_length(qkv):
     )(q, k, v)
     assert "scan" not in str(jaxpr_dense)
     assert "scan" in str(jaxpr_chunked)
+
+
+def test_jax_nn_attention_path_matches_dense(qkv):
+    q, k, v, mask = qkv
+    bias_fn = alibi_bias_fn(4)
+    dense = dot_product_attention(q, k, v, key_mask=mask, bias_fn=bias_fn)
+    fused = dot_product_attention(q, k, v, key_mask=mask, bias_fn=bias_fn, implementation="xla")
+    np.testing.assert_allclose(np.asarray(fused), np.asarray(dense), atol=1e-5)
