@@ -81,7 +81,7 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
     compile_s = time.perf_counter() - compile_start
     flops = tokens = 0
     start = time.perf_counter()
-    for host, b in prepared:
+    for _, b in prepared:
         state, metrics = step(state, b, key)
     jax.block_until_ready(metrics["loss"])
     seconds = time.perf_counter() - start

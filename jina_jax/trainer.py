@@ -167,7 +167,6 @@ def train_stage(
     identity = json.loads(json.dumps(identity or {}, default=str))
 
     state = init_state(objective, tx, mesh, rules, key, init_params)
-    state_sharding = jax.tree.map(lambda x: x.sharding, state)
 
     options = ocp.CheckpointManagerOptions(
         max_to_keep=int(stage_cfg.checkpoint.get("keep", 3)),
