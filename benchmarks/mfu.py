@@ -32,7 +32,7 @@ def _time(fn, *args, repeats=5):
     return best
 
 
-def train_step_row(size_name, size, batch, query_length, passage_length, dtype, remat):
+def train_step_row(size_name, size, batch, query_length, passage_length, dtype, remat, attention):
     import flax.linen as nn
     import jax
     from ml_collections import ConfigDict
@@ -44,7 +44,14 @@ def train_step_row(size_name, size, batch, query_length, passage_length, dtype, 
     from jina_jax.train import ContrastiveObjective, make_train_step
     from jina_jax.trainer import init_state, jit_train_step
 
-    config = BertConfig(vocab_size=30528, add_pooler=False, dtype=dtype, remat=remat, **size)
+    config = BertConfig(
+        vocab_size=30528,
+        add_pooler=False,
+        dtype=dtype,
+        remat=remat,
+        attention_impl=attention,
+        **size,
+    )
     objective = ContrastiveObjective(config)
     rng = np.random.default_rng(0)
     host = {
@@ -132,6 +139,7 @@ def main(argv=None):
     parser.add_argument("--passage-length", type=int, default=256)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--remat", action="store_true")
+    parser.add_argument("--attention", default="auto", help="dense, chunked, auto, cudnn, xla")
     parser.add_argument(
         "--long", action="store_true", help="also time attention at 512..8192 tokens"
     )
@@ -166,6 +174,7 @@ def main(argv=None):
                 args.passage_length,
                 args.dtype,
                 args.remat,
+                args.attention,
             )
         )
         print(json.dumps(result["train_step"][-1]), flush=True)
@@ -176,12 +185,12 @@ def main(argv=None):
                 name, sizes[name], [512, 2048, 4096, 8192], impls, args.dtype, args.long_batch
             )
     print(json.dumps(result, indent=2))
-    print(
-        "\n| model | dtype | batch | lengths (q/p) | step s | tokens/s | MFU |\n|---|---|---|---|---|---|---|"
-    )
+    print("\n| model | dtype | attention | batch | q/p length | step s | tokens/s | MFU |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in result["train_step"]:
+        lengths = f"{r['query_length']}/{r['passage_length']}"
         print(
-            f"| {r['model']} | {r['dtype']} | {r['batch']} | {r['query_length']}/{r['passage_length']} "
+            f"| {r['model']} | {r['dtype']} | {r['attention']} | {r['batch']} | {lengths} "
             f"| {r['step_seconds']} | {r['tokens_per_s']} | {r['mfu']:.1%} |"
         )
     if result["long_context"]:

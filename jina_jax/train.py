@@ -139,6 +139,7 @@ class MLMObjective:
     """Masked-language-model pretraining of the backbone (inputs masked in the data pipeline)."""
 
     model: EncoderConfig
+    max_mask_fraction: float = 0.5  # upper bound on masked tokens per row (30% is the default)
 
     @property
     def module(self) -> nn.Module:
@@ -150,14 +151,20 @@ class MLMObjective:
 
     def __call__(self, params, batch, rng, train: bool = True):
         rngs = {"dropout": rng} if train else {}
+        labels = batch["labels"]
+        # Only masked positions reach the vocabulary projection: the first `slots` of each row
+        # after sorting masked positions first (slots > mask_prob * L, so none are dropped).
+        slots = min(labels.shape[1], int(np.ceil(labels.shape[1] * self.max_mask_fraction)))
+        positions = jnp.argsort(labels == losses.IGNORE_INDEX, axis=1, stable=True)[:, :slots]
         logits = self.module.apply(
             {"params": params},
             batch["input_ids"],
             batch["attention_mask"],
             deterministic=not train,
             rngs=rngs,
+            positions=positions,
         )
-        return losses.mlm_loss(logits, batch["labels"])
+        return losses.mlm_loss(logits, jnp.take_along_axis(labels, positions, axis=1))
 
     def tokens(self, batch) -> int:
         return batch["input_ids"].size
@@ -167,12 +174,9 @@ class MLMObjective:
 
     def flops(self, batch) -> float:
         b, length = batch["input_ids"].shape
-        head = (
-            2
-            * b
-            * length
-            * (self.model.hidden_size**2 + self.model.hidden_size * self.model.vocab_size)
-        )
+        slots = min(length, int(np.ceil(length * self.max_mask_fraction)))
+        hidden = self.model.hidden_size
+        head = 2 * b * slots * (hidden * hidden + hidden * self.model.vocab_size)
         return 3 * (encoder_forward_flops(self.model, b, length) + head)
 
 

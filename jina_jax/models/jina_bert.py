@@ -235,8 +235,20 @@ class BertForMaskedLM(nn.Module):
         self.bert = BertEncoder(dataclasses.replace(self.config, add_pooler=False))
         self.cls = MLMHead(self.config)
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, deterministic=True):
+    def __call__(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        deterministic=True,
+        positions=None,
+    ):
+        """Logits ``[B, L, V]``, or ``[B, M, V]`` at ``positions [B, M]`` only: the vocabulary
+        projection is the costliest matmul of MLM, and only masked positions need it."""
         hidden = self.bert(input_ids, attention_mask, token_type_ids, deterministic)
+        states = hidden["last_hidden_state"]
+        if positions is not None:
+            states = jnp.take_along_axis(states, positions[..., None], axis=1)
         params = self.bert.variables["params"]
         table = nn.meta.unbox(params["embeddings"]["word_embeddings"]["embedding"])
-        return self.cls(hidden["last_hidden_state"], table.astype(jnp.float32))
+        return self.cls(states, table.astype(jnp.float32))
