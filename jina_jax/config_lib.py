@@ -175,6 +175,7 @@ def base_config() -> ConfigDict:
         )
     )
     c.evals = ConfigDict()
+    c.evaluate = ConfigDict(dict(baselines=("tfidf",)))  # compared with the model in 'evaluate'
     c.export = ConfigDict(dict(auto_map="local"))
     return c
 
@@ -257,6 +258,21 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
         shrink_for_local(c)
     c.lock()
     return c
+
+
+def heldout_evals(every: int = 0, max_queries: int | None = None) -> ConfigDict:
+    """The starter corpus's held-out sets: FAQ / man-page / package retrieval, Lee STS,
+    negation. ``every`` > 0 also runs them during training."""
+    evals = {
+        name: dict(type="retrieval", dataset=name, every=every, max_length=256)
+        for name in ("python_faq", "debian_faq", "manpages", "debian_descriptions")
+    }
+    if max_queries:
+        for entry in evals.values():
+            entry["max_queries"] = max_queries
+    evals["lee_sts"] = dict(type="sts", dataset="lee_sts", every=every)
+    evals["negation"] = dict(type="negation", dataset="test", every=every)
+    return ConfigDict(evals)
 
 
 def jina_v1_config(size: str, args: set[str]) -> ConfigDict:

@@ -145,6 +145,36 @@ def _starting_params(run: Run, previous: pathlib.Path | None):
     return run.base_model().params
 
 
+def _periodic_evals(run: Run, base, model_config, folder: pathlib.Path):
+    """``(step, params, last_step) -> metrics | None``: the ``config.evals`` entries due at
+    ``step``, on the current weights, through the same evaluators as stage 'evaluate'."""
+    import dataclasses
+
+    from jina_jax.evaluators import is_due, run_evals
+
+    evals = {n: dict(e) for n, e in run.config.get("evals", {}).items()}
+    if not evals:
+        return None
+
+    def evaluate(step: int, params, last_step: int):
+        if not any(is_due(e.get("every"), step, last_step) for e in evals.values()):
+            return None
+        model = dataclasses.replace(base, config=model_config, params=params)
+        results = run_evals(
+            evals, model, step=step, last_step=last_step, data_dir=str(run.config.data.dir)
+        )
+        with open(folder / "evals.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **results}) + "\n")
+        return {
+            f"eval/{n}/{k}": v
+            for n, r in results.items()
+            for k, v in r.items()
+            if isinstance(v, int | float)
+        }
+
+    return evaluate
+
+
 def stage_train(kind: str) -> Callable:
     def run_stage(run: Run, previous: pathlib.Path | None) -> dict:
         import dataclasses
@@ -224,7 +254,9 @@ def stage_train(kind: str) -> Callable:
                 "num_negatives": cfg.num_negatives,
                 "datasets": {n: ds.source for n, ds in cfg.datasets.items()},
             }
+        evaluate = None if kind == "mlm" else _periodic_evals(run, base, model_config, folder)
         result = train_stage(
+            evaluate=evaluate,
             objective=objective,
             batches=batches,
             stage_cfg=cfg,
@@ -312,12 +344,73 @@ def stage_verify_export(run: Run, previous) -> dict:
     return {"texts": len(texts), "min_cosine": float(cos.min()), "export": str(export_dir)}
 
 
+def stage_evaluate(run: Run, previous: pathlib.Path | None) -> dict:
+    """Scores the latest model, and the baselines in ``config.evaluate.baselines`` ("tfidf", or
+    any model path/alias), on every ``config.evals`` entry; writes results.json and a table."""
+    import jina_jax
+    from jina_jax.evaluators import run_evals
+    from jina_jax.evaluators.tfidf import run_tfidf
+
+    config = run.config
+    out = stage_dir(run.workdir, "evaluate")
+    data_dir = str(config.data.dir)
+    entries = {name: dict(entry) for name, entry in config.evals.items()}
+    if not entries:
+        raise ValueError("stage 'evaluate' needs config.evals entries")
+    rows: dict[str, dict] = {}
+    candidates = [("ours", _require(previous, "evaluate"))]
+    candidates += [(b, b) for b in config.evaluate.get("baselines", ())]
+    for label, source in candidates:
+        print(f"[evaluate] {label}")
+        if source == "tfidf":
+            rows[label] = {}
+            for name, entry in entries.items():
+                args = {k: v for k, v in entry.items() if k not in ("type", "every")}
+                result = run_tfidf(entry["type"], data_dir=data_dir, **args)
+                if result is not None:
+                    rows[label][name] = result
+        else:
+            model = jina_jax.load_model(source)
+            rows[label] = run_evals(entries, model, data_dir=data_dir)
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    table = results_table(rows, entries)
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+    return {"results": str(out / "results.json"), "table": str(out / "results.md")}
+
+
+# The headline metric of each evaluator type, for tables.
+HEADLINE = {
+    "retrieval": "ndcg_at_10",
+    "sts": "spearman",
+    "negation": "hard_error_rate",
+    "pair_classification": "ap",
+    "reranking": "map",
+    "classification": "accuracy",
+    "clustering": "v_measure",
+}
+
+
+def results_table(rows: dict[str, dict], entries: dict[str, dict]) -> str:
+    names = list(entries)
+    header = [f"{n} ({HEADLINE.get(entries[n]['type'], '?')})" for n in names]
+    lines = ["| model | " + " | ".join(header) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, results in rows.items():
+        cells = []
+        for n in names:
+            value = results.get(n, {}).get(HEADLINE.get(entries[n]["type"], ""), None)
+            cells.append("-" if value is None else f"{value:.4f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 STAGES: dict[str, Callable] = {
     "import": stage_import,
     "mlm": stage_train("mlm"),
     "pairs": stage_train("pairs"),
     "triplets": stage_train("triplets"),
     "encode": stage_encode,
+    "evaluate": stage_evaluate,
     "export": stage_export,
     "verify_export": stage_verify_export,
 }

@@ -154,6 +154,7 @@ def train_stage(
     init_params: Any | None = None,
     identity: dict | None = None,
     show_progress: bool = True,
+    evaluate=None,
 ) -> StageResult:
     """Trains ``objective`` for ``stage_cfg.steps`` steps on ``batches.batch_at(step)``.
 
@@ -282,6 +283,11 @@ def train_stage(
                     0,
                     0.0,
                 )
+            if evaluate is not None:
+                scores = evaluate(done, state.params, total_steps)
+                if scores:
+                    writer.write(done, scores)
+                    last_metrics.update(scores)
             if done % save_every == 0 or done == total_steps:
                 # Saves are async: a failed save shows up when we next wait on the manager.
                 _finish_save(manager, pending_save, workdir)

@@ -14,7 +14,7 @@ from jina_jax.main import run
 def _demo_config():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("demo", "configs/demo.py")
+    spec = importlib.util.spec_from_file_location("io", "configs/import_export.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()

@@ -269,7 +269,10 @@ class MLMBatches:
         from jina_jax.losses import whole_word_mask
 
         _, indices = self.sampler.global_plan(step)
-        texts = take(self.texts, indices)
+        # A token is rarely under 2 characters: cutting a document at 16 x max_length characters
+        # keeps every token the truncation keeps, without tokenising megabyte-long documents.
+        limit = 16 * self.max_length
+        texts = [text[:limit] for text in take(self.texts, indices)]
         encoded = self.tokenizer.hf(
             texts,
             add_special_tokens=True,
