@@ -23,9 +23,25 @@ LOCAL_ALIASES = {
 }
 
 
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py", "1_Pooling/*", "2_Normalize/*"]
+
+
 def resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
-    """A local folder as given, or the folder behind a known alias."""
+    """A local folder as given, the folder behind a known alias, or (on a connected machine) a
+    Hugging Face hub snapshot of ``org/name`` — safetensors and configs only, never pickles."""
     key = str(name_or_path)
-    if key in LOCAL_ALIASES and not pathlib.Path(key).exists():
+    path = pathlib.Path(key)
+    if path.exists():
+        return path
+    if key in LOCAL_ALIASES:
         return LOCAL_ALIASES[key]()
-    return pathlib.Path(name_or_path)
+    if key.count("/") == 1 and not key.startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+
+        try:
+            return pathlib.Path(snapshot_download(key, allow_patterns=HUB_FILES))
+        except Exception as e:  # offline, unknown repo, no access
+            raise FileNotFoundError(
+                f"{key!r} is not a local folder and could not be fetched from the hub ({e})"
+            ) from e
+    return path
