@@ -152,7 +152,9 @@ def _periodic_evals(run: Run, base, model_config, folder: pathlib.Path):
 
     from jina_jax.evaluators import is_due, run_evals
 
-    evals = {n: dict(e) for n, e in run.config.get("evals", {}).items()}
+    # Entries with every > 0 run during training (and at its last step); the rest only in the
+    # 'evaluate' stage.
+    evals = {n: dict(e) for n, e in run.config.get("evals", {}).items() if e.get("every")}
     if not evals:
         return None
 
