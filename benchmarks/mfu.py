@@ -83,6 +83,7 @@ def train_step_row(size_name, size, batch, query_length, passage_length, dtype, 
         "model": f"v2-{size_name}",
         "dtype": dtype,
         "remat": remat,
+        "attention": attention,
         "batch": batch,
         "query_length": query_length,
         "passage_length": passage_length,
@@ -184,6 +185,9 @@ def main(argv=None):
             result["long_context"] += long_context_rows(
                 name, sizes[name], [512, 2048, 4096, 8192], impls, args.dtype, args.long_batch
             )
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
     print(json.dumps(result, indent=2))
     print("\n| model | dtype | attention | batch | q/p length | step s | tokens/s | MFU |")
     print("|---|---|---|---|---|---|---|---|")
@@ -200,9 +204,6 @@ def main(argv=None):
                 f"| {r['model']} | {r['attention']} | {r['length']} | {r.get('seconds', '-')} "
                 f"| {r.get('tokens_per_s', r.get('error', '-'))} |"
             )
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
     return result
 
 

@@ -16,14 +16,14 @@ def get_config(arg=None):
     c.model = ConfigDict(dict(arch="bert"))  # the import decides the architecture
     c.stages = ("pairs", "triplets", "evaluate", "export")
     c.max_length = 256
-    c.pairs.update(steps=150, log_every=25, query_max_length=32, passage_max_length=128)
+    c.pairs.update(steps=60, log_every=20, query_max_length=32, passage_max_length=128)
     c.pairs.optimizer.update(lr=2e-5, warmup_steps=15)
-    c.pairs.checkpoint.update(every=150)
+    c.pairs.checkpoint.update(every=60)
     for ds in c.pairs.datasets.values():
         ds.batch_size = 32
-    c.triplets.update(steps=50, log_every=25)
+    c.triplets.update(steps=20, log_every=10)
     c.triplets.optimizer.update(lr=1e-5, warmup_steps=5)
-    c.triplets.checkpoint.update(every=50)
+    c.triplets.checkpoint.update(every=20)
     for ds in c.triplets.datasets.values():
         ds.batch_size = 16
     c.evals = config_lib.heldout_evals()

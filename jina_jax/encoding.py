@@ -1,13 +1,25 @@
-"""The one encode path: texts -> embeddings. Used by evaluation, benchmarks, export checks and
-the mteb adapter.
+"""The one encode path: texts -> embeddings (``encode``), and chunk embeddings of long documents
+from one pass over the whole document (``late_chunking``). Used by evaluation, benchmarks, export
+checks and the mteb adapter.
 
-Texts are tokenised once, sorted by length and cut into batches of a fixed size whose length is
-padded up to a bucket (16, 32, 64, ... max_length). Every batch therefore has one of a handful of
-shapes, so XLA compiles a few programs rather than one per batch.
+Batching (why it looks like this; numbers in benchmarks/RESULTS.md):
+- Texts are tokenised once, sorted by length (longest first) and cut into batches in that order,
+  so each batch holds texts of nearly the same length.
+- A batch's length is padded up to a bucket from ``encode_buckets``: multiples of 16 up to 128,
+  then four steps per octave (160, 192, 224, 256, 320, ...). Padding stays under 25 % (about
+  10 % on real text) while a whole 8192-token range needs at most 32 compiled shapes.
+- A batch holds ``min(batch_size, max_batch_tokens // length)`` rows: long buckets automatically
+  get fewer rows, so an 8192-token document runs alone and memory stays bounded; on CPU, blocks of
+  a few thousand tokens also stay in cache and run faster per token than 32 x 256 blocks.
+- Each bucket therefore has one shape, ``(rows, length)``. Batches are dispatched asynchronously
+  and read back at the end, so host-side padding overlaps device compute.
+- Above the model's ``attention_chunk_threshold`` (2048 for JinaBERT) the model itself switches to
+  chunked attention (``attention_impl="auto"``), so no ``[heads, L, L]`` tensor is built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
@@ -23,13 +35,30 @@ from jina_jax.models.pooling import l2_normalize, pool
 log = logging.getLogger(__name__)
 
 MIN_BUCKET = 16
+# Default cap on padded tokens per encode batch (rows x length). 4096 keeps v2-base at 8192 tokens
+# to one row per batch and, on CPU, runs faster per token than 32 x 256 (benchmarks/RESULTS.md).
+MAX_BATCH_TOKENS = 4096
 
 
 def bucket_lengths(max_length: int) -> list[int]:
+    """Power-of-two lengths (16, 32, 64, ... max_length): the training pipeline's buckets."""
     buckets, n = [], MIN_BUCKET
     while n < max_length:
         buckets.append(n)
         n *= 2
+    return [*buckets, max_length]
+
+
+def encode_buckets(max_length: int, steps_per_octave: int = 4) -> list[int]:
+    """Inference buckets: multiples of 16 up to ``16 * 2 * steps_per_octave`` (128), then
+    ``steps_per_octave`` evenly spaced lengths per doubling (160, 192, 224, 256, 320, ...), capped
+    at ``max_length``. Finer than ``bucket_lengths``: inference has no optimizer state to
+    recompile, and padding waste costs every text."""
+    buckets, n = [], MIN_BUCKET
+    while n < max_length:
+        buckets.append(n)
+        octave = 1 << (n.bit_length() - 1)  # largest power of two <= n
+        n += max(MIN_BUCKET, octave // steps_per_octave)
     return [*buckets, max_length]
 
 
@@ -54,16 +83,83 @@ def embed_fn(config, pooling: str):
     return run
 
 
-def _check_texts(texts) -> list[str]:
+def _check_texts(texts, caller: str = "encode") -> list[str]:
     if isinstance(texts, str):
-        raise TypeError("encode() takes a list of texts, got a single string; wrap it in a list")
+        raise TypeError(f"{caller}() takes a list of texts, got a single string; wrap it in a list")
     texts = list(texts)
     if not texts:
-        raise ValueError("encode() got an empty list of texts")
+        raise ValueError(f"{caller}() got an empty list of texts")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise TypeError(f"encode(): texts[{i}] is {type(t).__name__}, not str")
+            raise TypeError(f"{caller}(): texts[{i}] is {type(t).__name__}, not str")
     return texts
+
+
+def _check_max_length(model, max_length: int | None) -> int:
+    max_length = int(max_length or model.max_length)
+    if (
+        max_length > model.config.max_length
+        and getattr(model.config, "position_embedding_type", "relative") == "absolute"
+    ):
+        raise ValueError(
+            f"max_length {max_length} exceeds the {model.config.max_length} positions of this model"
+        )
+    return max_length
+
+
+def _plan_batches(
+    lengths: np.ndarray, max_length: int, batch_size: int, max_batch_tokens: int
+) -> list[tuple[np.ndarray, int, int]]:
+    """``[(text indices, rows, length)]``: longest texts first, each batch padded to
+    ``(rows, length)`` with ``length`` the bucket of its first (longest) text and ``rows`` fixed
+    per bucket, except for a final partial batch (rows rounded up to a power of two)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_batch_tokens < 1:
+        raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
+    order = np.argsort(-lengths, kind="stable")  # longest first: memory trouble shows at once
+    buckets = encode_buckets(max_length)
+    plan, start = [], 0
+    while start < len(order):
+        length = bucket_for(int(lengths[order[start]]), buckets)
+        rows = max(1, min(batch_size, max_batch_tokens // length))
+        left = len(order) - start
+        if left < rows:  # the last batch (or a small call): pad rows only to a power of two
+            rows = min(rows, 1 << (left - 1).bit_length())
+        plan.append((order[start : start + rows], rows, length))
+        start += rows
+    return plan
+
+
+def _run_batches(model, ids: list[np.ndarray], plan, *, want_states: bool, show_progress):
+    """Runs ``embed_fn`` over the planned batches, yielding ``(text indices, pooled [rows, D],
+    states [rows, L, H] or None)`` as numpy arrays. Batch ``k + 1`` is dispatched before batch
+    ``k`` is read back, so host work overlaps device compute and at most two batches are alive."""
+    run = embed_fn(model.config, model.pooling)
+    pad_id = model.tokenizer.pad_id
+    if show_progress is None:
+        show_progress = len(plan) > 8
+    previous = None
+    for rows_idx, rows, length in tqdm(
+        plan, disable=not show_progress, desc="encode", unit="batch"
+    ):
+        batch = np.full((rows, length), pad_id, np.int32)
+        mask = np.zeros((rows, length), np.int32)
+        for j, r in enumerate(rows_idx):
+            batch[j, : len(ids[r])] = ids[r]
+            mask[j, : len(ids[r])] = 1
+        pooled, states = run(model.params, batch, mask)  # async: returns before compute ends
+        current = (rows_idx, pooled, states if want_states else None)
+        if previous is not None:
+            yield _fetch(*previous)
+        previous = current
+    if previous is not None:
+        yield _fetch(*previous)
+
+
+def _fetch(rows_idx, pooled, states):
+    pooled = np.asarray(pooled)[: len(rows_idx)]
+    return rows_idx, pooled, None if states is None else np.asarray(states)[: len(rows_idx)]
 
 
 def encode(
@@ -75,58 +171,221 @@ def encode(
     normalize: bool | None = None,
     show_progress: bool | None = None,
     return_stats: bool = False,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
 ):
     """Embeds ``texts`` with ``model`` (a ``jina_jax.Model``); returns ``np.ndarray [N, D]``
     float32 in input order (and a stats dict with ``return_stats=True``).
 
-    Texts longer than ``max_length`` tokens (default: the model's) are truncated and counted.
-    ``normalize`` defaults to the model's own setting (e.g. a Normalize module in its
-    sentence-transformers folder).
+    Texts longer than ``max_length`` tokens (default: the model's, up to 8192 for JinaBERT) are
+    truncated and counted. A batch holds at most ``batch_size`` texts and at most
+    ``max_batch_tokens`` padded tokens (but always one text), so long inputs run in smaller
+    batches; see the module docstring. ``normalize`` defaults to the model's own setting (e.g. a
+    Normalize module in its sentence-transformers folder).
     """
     texts = _check_texts(texts)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    max_length = int(max_length or model.max_length)
-    if (
-        max_length > model.config.max_length
-        and getattr(model.config, "position_embedding_type", "relative") == "absolute"
-    ):
-        raise ValueError(
-            f"max_length {max_length} exceeds the {model.config.max_length} positions of this model"
-        )
+    max_length = _check_max_length(model, max_length)
     normalize = model.normalize if normalize is None else normalize
     ids, truncated = model.tokenizer.encode_batch(texts, max_length)
     if truncated:
         log.warning("%d of %d texts were truncated to %d tokens", truncated, len(texts), max_length)
     lengths = np.array([len(x) for x in ids])
-    order = np.argsort(-lengths, kind="stable")  # longest first: memory trouble shows at once
-    buckets = bucket_lengths(max_length)
-    run = embed_fn(model.config, model.pooling)
-    pad_id = model.tokenizer.pad_id
+    plan = _plan_batches(lengths, max_length, batch_size, max_batch_tokens)
     out = np.zeros((len(texts), model.dim), np.float32)
-    num_batches = -(-len(texts) // batch_size)
-    if show_progress is None:
-        show_progress = num_batches > 8
-    shapes = set()
-    for start in tqdm(
-        range(0, len(texts), batch_size),
-        total=num_batches,
-        disable=not show_progress,
-        desc="encode",
-        unit="batch",
-    ):
-        rows = order[start : start + batch_size]
-        length = bucket_for(int(lengths[rows[0]]), buckets)
-        batch = np.full((batch_size, length), pad_id, np.int32)
-        mask = np.zeros((batch_size, length), np.int32)
-        for j, r in enumerate(rows):
-            batch[j, : lengths[r]] = ids[r]
-            mask[j, : lengths[r]] = 1
-        shapes.add(batch.shape)
-        emb, _ = run(model.params, jnp.asarray(batch), jnp.asarray(mask))
-        out[rows] = np.asarray(emb[: len(rows)])
+    batches = _run_batches(model, ids, plan, want_states=False, show_progress=show_progress)
+    for rows_idx, pooled, _ in batches:
+        out[rows_idx] = pooled
     if normalize:
         out = np.asarray(l2_normalize(jnp.asarray(out)))
     if return_stats:
-        return out, {"truncated": int(truncated), "batches": num_batches, "shapes": sorted(shapes)}
+        padded = sum(rows * length for _, rows, length in plan)
+        return out, {
+            "truncated": int(truncated),
+            "batches": len(plan),
+            "shapes": sorted({(rows, length) for _, rows, length in plan}),
+            "tokens": int(lengths.sum()),
+            "padded_tokens": int(padded),
+        }
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Late chunking (Günther et al. 2024, "Late Chunking: Contextual Chunk Embeddings Using
+# Long-Context Embedding Models"): embed the WHOLE document once, then mean-pool the final token
+# states over each chunk's token span. Each chunk embedding thus sees the rest of the document.
+
+
+@dataclasses.dataclass(frozen=True)
+class LateChunks:
+    """Chunk embeddings of one document.
+
+    ``embeddings [n, D]`` float32; ``token_spans[i] = (start, end)`` indexes the document's token
+    sequence (special tokens included in the indexing, never in a span); ``char_spans[i]`` are
+    contiguous character ranges of the text and ``texts[i]`` the matching substrings.
+    """
+
+    embeddings: np.ndarray
+    token_spans: list[tuple[int, int]]
+    char_spans: list[tuple[int, int]]
+    texts: list[str]
+
+
+_SENTENCE_END = frozenset(".!?")
+
+
+def sentence_token_spans(text: str, offsets, special) -> list[tuple[int, int]]:
+    """Token spans of sentences: a sentence ends after a ``.``, ``!`` or ``?`` token that is
+    followed by whitespace or the end of the text, or before a line break. ``offsets`` is the fast
+    tokenizer's character offsets mapping, ``special`` its special-tokens mask."""
+    content = [i for i, s in enumerate(special) if not s]
+    spans, start = [], None
+    for n, i in enumerate(content):
+        if start is None:
+            start = i
+        begin, end = offsets[i]
+        following = content[n + 1] if n + 1 < len(content) else None
+        # The token ends in . ! or ? (a "." token in WordPiece, "▁." or "s." in SentencePiece).
+        ends_sentence = (
+            end > begin
+            and text[end - 1] in _SENTENCE_END
+            and (end >= len(text) or text[end].isspace())
+        )
+        if following is not None and "\n" in text[end : offsets[following][0]]:
+            ends_sentence = True
+        if ends_sentence or following is None:
+            spans.append((start, i + 1))
+            start = None
+    return spans
+
+
+def token_count_spans(special, chunk_tokens: int) -> list[tuple[int, int]]:
+    """Consecutive spans of ``chunk_tokens`` content tokens (the last one may be shorter)."""
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    content = [i for i, s in enumerate(special) if not s]
+    return [
+        (content[k], content[min(k + chunk_tokens, len(content)) - 1] + 1)
+        for k in range(0, len(content), chunk_tokens)
+    ]
+
+
+def char_to_token_spans(char_spans, offsets, special) -> list[tuple[int, int]]:
+    """Character spans -> token spans: a content token belongs to the span its first character
+    falls in. Raises for a span without tokens (empty, or cut off by ``max_length``)."""
+    starts = np.array([offsets[i][0] if not s else -1 for i, s in enumerate(special)])
+    spans = []
+    for begin, end in char_spans:
+        inside = np.flatnonzero((starts >= begin) & (starts < end))
+        if not len(inside):
+            raise ValueError(
+                f"character span ({begin}, {end}) holds no tokens (empty, or beyond max_length)"
+            )
+        if inside[-1] - inside[0] + 1 != len(inside):
+            raise ValueError(f"character span ({begin}, {end}) maps to non-contiguous tokens")
+        spans.append((int(inside[0]), int(inside[-1]) + 1))
+    return spans
+
+
+def _char_spans_of(token_spans, offsets, text_length: int, truncated: bool):
+    """Contiguous character ranges covering the text: each chunk runs from its first token to the
+    next chunk's first token (the first from 0, the last to the end unless truncated)."""
+    starts = [offsets[s][0] for s, _ in token_spans]
+    starts[0] = 0
+    ends = starts[1:] + [offsets[token_spans[-1][1] - 1][1] if truncated else text_length]
+    return list(zip(starts, ends, strict=True))
+
+
+def late_chunking(
+    model,
+    text_or_texts: str | Sequence[str],
+    *,
+    chunks="sentences",
+    chunk_tokens: int = 256,
+    max_length: int | None = None,
+    normalize: bool | None = None,
+    batch_size: int = 32,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    show_progress: bool | None = None,
+) -> LateChunks | list[LateChunks]:
+    """Chunk embeddings by late chunking: one forward pass per document (batched and bucketed
+    like ``encode``, through the same ``embed_fn``), then a mean of the final token states over
+    each chunk's tokens.
+
+    Args:
+      chunks: ``"sentences"`` (sentence ends found through the tokenizer's offsets mapping),
+        ``"tokens"`` (``chunk_tokens`` tokens per chunk), or character spans ``[(start, end)]``
+        (for one text; a list of such lists for several).
+      max_length: tokens per document (default: the model's; 8192 for JinaBERT). Longer documents
+        are truncated and their chunks cover the kept part only.
+      batch_size, max_batch_tokens: as in ``encode`` (a document longer than
+        ``max_batch_tokens`` runs alone).
+
+    Returns ``LateChunks`` for a string, a list of them for a list of strings.
+    """
+    single = isinstance(text_or_texts, str)
+    texts = _check_texts([text_or_texts] if single else text_or_texts, "late_chunking")
+    if isinstance(chunks, str):
+        if chunks not in ("sentences", "tokens"):
+            raise ValueError(f"chunks must be 'sentences', 'tokens' or spans, got {chunks!r}")
+        per_text = [chunks] * len(texts)
+    else:
+        per_text = [chunks] if single else list(chunks)
+        if len(per_text) != len(texts):
+            raise ValueError(f"got character spans for {len(per_text)} of {len(texts)} texts")
+    max_length = _check_max_length(model, max_length)
+    normalize = model.normalize if normalize is None else normalize
+    # The fast tokenizer's public call: the same ids as Tokenizer.encode_batch, plus offsets.
+    encoded = model.tokenizer.hf(
+        texts,
+        add_special_tokens=True,
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_overflowing_tokens=False,
+    )
+    ids = [np.asarray(x, np.int32) for x in encoded["input_ids"]]
+    spans_per_text = []
+    for n, (text, how) in enumerate(zip(texts, per_text, strict=True)):
+        offsets, special = encoded["offset_mapping"][n], encoded["special_tokens_mask"][n]
+        if how == "sentences":
+            spans = sentence_token_spans(text, offsets, special)
+        elif how == "tokens":
+            spans = token_count_spans(special, chunk_tokens)
+        else:
+            spans = char_to_token_spans(how, offsets, special)
+        if not spans:
+            raise ValueError(f"texts[{n}] has no tokens to chunk")
+        spans_per_text.append(spans)
+    lengths = np.array([len(x) for x in ids])
+    truncated = [bool(encoding.overflowing) for encoding in encoded.encodings]
+    if any(truncated):
+        log.warning(
+            "%d of %d documents were truncated to %d tokens", sum(truncated), len(texts), max_length
+        )
+    plan = _plan_batches(lengths, max_length, batch_size, max_batch_tokens)
+    results: list[LateChunks | None] = [None] * len(texts)
+    batches = _run_batches(model, ids, plan, want_states=True, show_progress=show_progress)
+    for rows_idx, _, states in batches:
+        states = states.astype(np.float32, copy=False)  # [rows, L, H]
+        for j, n in enumerate(rows_idx):
+            spans = spans_per_text[n]
+            # [chunks, L] averaging weights: one matmul pools every chunk of the document.
+            weights = np.zeros((len(spans), states.shape[1]), np.float32)
+            for c, (begin, end) in enumerate(spans):
+                weights[c, begin:end] = 1.0 / (end - begin)
+            vectors = weights @ states[j]
+            if normalize:
+                vectors /= np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+            text, offsets = texts[n], encoded["offset_mapping"][n]
+            char_spans = (
+                _char_spans_of(spans, offsets, len(text), truncated[n])
+                if isinstance(per_text[n], str)
+                else [tuple(span) for span in per_text[n]]
+            )
+            results[n] = LateChunks(
+                embeddings=vectors,
+                token_spans=spans,
+                char_spans=char_spans,
+                texts=[text[b:e] for b, e in char_spans],
+            )
+    return results[0] if single else results

@@ -259,6 +259,7 @@ def stage_train(kind: str) -> Callable:
         evaluate = None if kind == "mlm" else _periodic_evals(run, base, model_config, folder)
         result = train_stage(
             evaluate=evaluate,
+            prng_impl=config.get("prng_impl", "threefry2x32"),
             objective=objective,
             batches=batches,
             stage_cfg=cfg,

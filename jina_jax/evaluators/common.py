@@ -17,8 +17,13 @@ DATA_DIR_ENV = "JINA_JAX_DATA_DIR"
 
 
 def data_dir_or_default(data_dir: str | os.PathLike | None) -> pathlib.Path:
-    """``data_dir``, else ``$JINA_JAX_DATA_DIR``, else ``data_cache/starter``."""
-    return pathlib.Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    """``data_dir``, else ``$JINA_JAX_DATA_DIR``, else ``data_cache/starter`` in the working
+    directory or, failing that, in the source checkout."""
+    if data_dir or os.environ.get(DATA_DIR_ENV):
+        return pathlib.Path(data_dir or os.environ[DATA_DIR_ENV])
+    here = pathlib.Path(DEFAULT_DATA_DIR)
+    checkout = pathlib.Path(jina_jax.__file__).resolve().parents[1] / DEFAULT_DATA_DIR
+    return here if here.exists() or not checkout.exists() else checkout
 
 
 def load_starter(data_dir: str | os.PathLike | None):

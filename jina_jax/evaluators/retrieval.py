@@ -79,7 +79,11 @@ class RetrievalEvaluator:
 
     def __call__(self, model) -> dict[str, Any]:
         data = load_beir(self.dataset, self.data_dir, self.split)
-        query_ids = [q for q, docs in data.qrels.items() if q in data.queries and docs]
+        query_ids = [
+            q
+            for q, docs in data.qrels.items()
+            if q in data.queries and any(r > 0 for r in docs.values())
+        ]
         query_ids = [query_ids[i] for i in stable_subsample(query_ids, self.max_queries)]
         doc_ids = list(data.corpus)
         run = self.search(
