@@ -21,12 +21,12 @@ def get_config(arg=None):
     c.model.update(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512)
     c.max_length = 512
     c.sample_texts = 200  # sentences compared in verify_export
-    c.mlm.update(steps=200, batch_size=32, max_length=128, log_every=20)
+    c.mlm.update(steps=100, batch_size=32, max_length=128, log_every=20)
     c.mlm.optimizer.update(lr=1e-3, warmup_steps=20)
-    c.mlm.checkpoint.update(every=100)
-    c.pairs.update(steps=500, log_every=50, temperature=0.05)
+    c.mlm.checkpoint.update(every=50)
+    c.pairs.update(steps=400, log_every=50, temperature=0.05)
     c.pairs.optimizer.update(lr=1e-3, warmup_steps=50)
-    c.pairs.checkpoint.update(every=250)
+    c.pairs.checkpoint.update(every=200)
     for ds in c.pairs.datasets.values():
         ds.batch_size = 64
     c.triplets.update(steps=150, log_every=50)

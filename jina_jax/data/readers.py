@@ -304,7 +304,14 @@ def _hub_rows(name: str, split: str, max_chars: int, sink: _Sink) -> Iterator[tu
     except ImportError:
         datasets = None
     if datasets is not None:
-        for i, item in enumerate(datasets.load_dataset(name, split=split), start=1):
+        try:
+            loaded = datasets.load_dataset(name, split=split)
+        except Exception as error:  # offline mode, unknown repo, no network: all mean "not here"
+            raise FileNotFoundError(
+                f"{name} is not a local path and could not be loaded from the hub "
+                f"({type(error).__name__}: {error}); download it and pass the folder instead"
+            ) from error
+        for i, item in enumerate(loaded, start=1):
             size = sum(_text_size(value) for value in item.values())
             if size > max_chars:
                 sink.skip(f"{name}[{split}]:{i}", "too_long", f"{size} characters > {max_chars}")
