@@ -1,0 +1,63 @@
+"""python -m jina_jax.evaluate: spec parsing and a run on local files, results as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jina_jax import evaluate
+
+
+def test_parse_evals(starter_dir):
+    specs = evaluate.parse_evals("retrieval,sts,negation:my.jsonl", str(starter_dir))
+    labels = [label for label, _, _ in specs]
+    assert labels[:4] == [
+        f"retrieval:{n}" for n in ("python_faq", "debian_faq", "manpages", "debian_descriptions")
+    ]
+    assert specs[4] == ("sts", "sts", {})
+    assert specs[5] == ("negation:my.jsonl", "negation", {"dataset": "my.jsonl"})
+    with pytest.raises(ValueError, match="unknown eval type"):
+        evaluate.parse_evals("bleu")
+
+
+def test_cli_writes_results(tmp_path, capsys, monkeypatch, minilm):
+    import jina_jax
+
+    loaded = []
+    monkeypatch.setattr(jina_jax, "load_model", lambda path: loaded.append(path) or minilm)
+    negation = tmp_path / "negation.jsonl"
+    rows = [
+        {"anchor": "full of light", "entailment": "bright and shining", "negative": "dark"},
+        {"anchor": "able to be seen", "entailment": "visible", "negative": "not visible"},
+    ]
+    negation.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sts = tmp_path / "sts.jsonl"
+    pairs = [
+        ("a cat sleeps", "a kitten naps", 4.5),
+        ("a cat sleeps", "stocks fell", 0.2),
+        ("kids play football", "children kick a ball", 4.0),
+    ]
+    sts.write_text(
+        "".join(
+            json.dumps({"sentence1": a, "sentence2": b, "score": s}) + "\n" for a, b, s in pairs
+        )
+    )
+    out = tmp_path / "results.json"
+    code = evaluate.main(
+        [
+            "--model",
+            "all-MiniLM-L6-v2",
+            "--evals",
+            f"negation:{negation},sts:{sts}",
+            "--max-length",
+            "16",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0 and loaded == ["all-MiniLM-L6-v2"]
+    results = json.loads(out.read_text())["results"]
+    assert results[f"negation:{negation}"]["num_triplets"] == 2
+    assert results[f"sts:{sts}"]["num_pairs"] == 3
+    assert "| eval | metric | value |" in capsys.readouterr().out

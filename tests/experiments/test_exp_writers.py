@@ -1,0 +1,184 @@
+"""Smoke tests of the experiments' table writers and helpers on tiny inputs (the experiments
+themselves train and take minutes)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import ablation_filters, mteb_table, negation, sequence_length
+from experiments.common import git_revision, markdown_table, write_outputs
+from jina_jax.data.records import PairRecord
+
+
+def test_markdown_table_and_outputs(tmp_path):
+    table = markdown_table(["model", "score"], [["a", 1.234], ["b", None]])
+    assert table.splitlines() == ["| model | score |", "|---|---:|", "| a | 1.23 |", "| b | - |"]
+    write_outputs(
+        tmp_path,
+        name="demo",
+        table=table,
+        config={"steps": 3},
+        results=[1],
+        started=0.0,
+        notes=["a note"],
+    )
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["config"] == {"steps": 3} and config["experiment"] == "demo"
+    assert set(config["git"]) >= {"commit", "dirty"}
+    assert config["git"] == git_revision()
+    text = (tmp_path / "results.md").read_text()
+    assert table in text and "a note" in text and "git " in text
+
+
+def test_negation_table_and_check():
+    sets = ["python_faq", "manpages"]
+    rows = [
+        {
+            "model": "m",
+            "before": {
+                "easy_error": 50.0,
+                "hard_error": 25.0,
+                "retrieval:python_faq": 80.0,
+                "retrieval:manpages": 90.0,
+            },
+            "after": {
+                "easy_error": 30.0,
+                "hard_error": 10.0,
+                "retrieval:python_faq": 79.0,
+                "retrieval:manpages": 90.2,
+            },
+        }
+    ]
+    table = negation.make_table(rows, sets)
+    assert "| m | 50.00 | 30.00 | 25.00 | 10.00 | 85.00 | 84.60 | -0.40 |" in table
+    (line,) = negation.check(rows, sets, max_drop=1.0)
+    assert "fell" in line and "within" in line
+    (line,) = negation.check(rows, sets, max_drop=0.1)
+    assert "OUTSIDE" in line
+    assert negation.slug("runs/v2/pairs/") == "runs_v2_pairs"
+
+
+def bag_of_words_embedder(texts):
+    """A deterministic stand-in for the auxiliary model: hashed word counts, L2-normalised."""
+    out = np.zeros((len(texts), 64), np.float32)
+    for i, text in enumerate(texts):
+        for word in text.lower().split():
+            out[i, sum(map(ord, word)) % 64] += 1
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def test_ablation_variants_and_table():
+    records = [
+        PairRecord(f"how to copy file number {i}", f"copy the file number {i} to a directory")
+        for i in range(8)
+    ]
+    records += [
+        PairRecord(
+            "Das ist ein deutscher Satz über Dateien", "Dieser Satz ist ebenfalls auf Deutsch"
+        ),
+        PairRecord(records[0].query, records[0].positive),  # an exact duplicate
+    ]
+    noisy, planted = ablation_filters.plant_noise(records[:8], 0.5, seed=1)
+    assert len(planted) == 4
+    assert all(noisy[i].positive != records[i].positive for i in planted)
+    variants = ablation_filters.filter_variants(records, bag_of_words_embedder)
+    assert len(variants["none"][0]) == 9  # the duplicate is gone in every variant
+    assert len(variants["language"][0]) == 8  # the German pair is gone
+    assert len(variants["both"][0]) <= len(variants["language"][0])
+    rows = [
+        {"variant": "no fine-tuning", "scores": {"a": 50.0, "b": 60.0}},
+        *(
+            {
+                "variant": v,
+                "pairs": len(variants[v][0]),
+                "percent_removed": 10.0,
+                "scores": {"a": 50.0 + i, "b": 60.0 + i},
+            }
+            for i, v in enumerate(ablation_filters.VARIANTS)
+        ),
+    ]
+    table = ablation_filters.make_table(rows, ["a", "b"])
+    assert "| both | 8 | 10.0 | 53.00 | 63.00 | 58.00 |" in table
+    assert "| no fine-tuning | - | - | 50.00 | 60.00 | 55.00 |" in table
+    assert "matches" in ablation_filters.direction(rows[1:])
+    import argparse
+
+    notes = ablation_filters.caveats(argparse.Namespace(model="m", aux_model="m"), variants)
+    assert any("auxiliary model is the model being fine-tuned" in n for n in notes)
+    assert any("removed 1 (not en (both sides))" in n for n in notes)
+    rows[2]["scores"] = {"a": 0.0, "b": 0.0}
+    assert "does not match" in ablation_filters.direction(rows[1:])
+
+
+def test_sequence_length_set_table_and_plot(tmp_path):
+    from experiments.common import REPO
+
+    starter = REPO / "data_cache" / "starter"
+    if not (starter / "manifest.json").is_file():
+        pytest.skip("no starter corpus")
+    from jina_jax.data.readers import read_beir
+    from jina_jax.hf.local_models import resolve
+    from jina_jax.tokenization import load_tokenizer
+
+    tokenizer = load_tokenizer(resolve("all-MiniLM-L6-v2"))
+    stats = sequence_length.build_long_doc_set(
+        starter, tmp_path / "long", tokenizer, min_doc_tokens=512
+    )
+    data = read_beir(tmp_path / "long")
+    assert stats["queries"] == len(data.queries) > 10
+    assert stats["relevant_doc_tokens_median"] > 512
+    assert len(data.corpus) == stats["documents"] == 139 + 175 + 146
+    results = {"m1": {128: 50.0, 256: 60.0}, "m2": {128: 40.0, 256: 45.0, 512: 47.5}}
+    table = sequence_length.make_table(results)
+    assert "| m1 | 50.00 | 60.00 | - |" in table and "| m2 | 40.00 | 45.00 | 47.50 |" in table
+    sequence_length.plot(results, tmp_path / "plot.png", "test")
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mteb_table_categories():
+    scores = {
+        "starter_domains": 80.0,
+        "negation_pairs": 50.0,
+        "debian_faq_rerank": 70.0,
+        "python_faq_rerank": 90.0,
+        "lee_sts": 60.0,
+    }
+    categories = mteb_table.category_scores(scores)
+    assert categories["RR"] == 80.0 and categories["CF"] == 80.0 and categories["SM"] is None
+    assert categories["RT"] is None and categories["Average"] == pytest.approx(70.0)
+    table = mteb_table.make_table({"m": scores})
+    assert table.splitlines()[2] == "| m | 80.00 | - | 50.00 | 80.00 | - | 60.00 | - | 70.00 |"
+
+
+@pytest.mark.slow
+def test_mteb_table_end_to_end(tmp_path):
+    """The whole command on two cheap categories with the real model (about 30 s)."""
+    from experiments.common import REPO
+
+    if not (REPO / "data_cache" / "starter" / "manifest.json").is_file():
+        pytest.skip("no starter corpus")
+    out = tmp_path / "table"
+    assert (
+        mteb_table.main(
+            [
+                "--out",
+                str(out),
+                "--categories",
+                "PC,STS",
+                "--data-dir",
+                str(REPO / "data_cache" / "starter"),
+            ]
+        )
+        == 0
+    )
+    results = json.loads((out / "results.json").read_text())
+    scores = results["task_scores"]["all-MiniLM-L6-v2"]
+    assert set(scores) == {"negation_pairs", "lee_sts"}
+    assert 30 < scores["lee_sts"] < 80
+    assert "| all-MiniLM-L6-v2 |" in (out / "results.md").read_text()
+    online = json.loads((out / "config.json").read_text())["config"]["online_tasks"]
+    assert sum(map(len, online.values())) == 56 and "SciFact" in online["RT"]
+    assert online["SM"] == ["SummEval"]
