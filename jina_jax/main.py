@@ -430,8 +430,9 @@ def _require(previous: pathlib.Path | None, stage: str) -> pathlib.Path:
 
 
 def enable_compilation_cache(directory: str | os.PathLike | None = None) -> None:
-    """Persistent XLA cache: a rerun, a resumed run or a test recompiling the same program loads
-    it from disk instead of compiling again (most of a CPU smoke run is compilation)."""
+    """Persistent XLA cache: a rerun or a resumed run loads compiled programs from disk instead of
+    compiling again. Off unless ``config.compilation_cache``: with several CPU devices, programs
+    with collectives loaded from this cache deadlocked (devices at different collectives)."""
     import jax
 
     directory = directory or os.environ.get(
@@ -474,7 +475,8 @@ def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
     if unknown:
         raise ValueError(f"unknown stages {unknown}; known: {sorted(STAGES)}")
     maybe_initialize_distributed(config)
-    enable_compilation_cache()
+    if config.get("compilation_cache", False):
+        enable_compilation_cache()
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     context = Run(config, workdir)
     previous: pathlib.Path | None = None

@@ -166,7 +166,7 @@ def train_stage(
     total_steps = int(stage_cfg.steps)
     tx, schedule = make_optimizer(stage_cfg.optimizer, total_steps)
     # Dropout keys. threefry2x32 gives the same masks under any sharding; "rbg" is several times
-    # faster on CPU (dropout dominated a MiniLM step there) and exact on a fixed mesh.
+    # faster on one CPU device (see config_lib.base_config's prng_impl).
     key = jax.random.key(seed, impl=prng_impl)
     identity = json.loads(json.dumps(identity or {}, default=str))
 
