@@ -125,11 +125,11 @@ def profile_ours(model, texts) -> dict:
     """Where a warm ``encode`` call spends its time, step by step, synchronously."""
     import jax
 
-    from jina_jax.encoding import MAX_BATCH_TOKENS, _plan_batches, embed_fn
+    from jina_jax.encoding import _plan_batches, default_max_batch_tokens, embed_fn
 
     (ids, _), tok_s, _ = timed(lambda: model.tokenizer.encode_batch(texts, MAX_LENGTH))
     lengths = np.array([len(x) for x in ids])
-    plan = _plan_batches(lengths, MAX_LENGTH, BATCH, MAX_BATCH_TOKENS)
+    plan = _plan_batches(lengths, MAX_LENGTH, BATCH, default_max_batch_tokens())
     run = embed_fn(model.config, model.pooling)
     host = transfer = compute = readback = 0.0
     for rows_idx, rows, length in plan:
@@ -189,7 +189,7 @@ def main():
     from sentence_transformers import SentenceTransformer
 
     import jina_jax
-    from jina_jax.encoding import MAX_BATCH_TOKENS
+    from jina_jax.encoding import default_max_batch_tokens
 
     info = machine()
     info["load_avg_start"] = os.getloadavg()
@@ -233,7 +233,7 @@ def main():
         "jina_jax": {
             "cold_s": round(ours_cold, 3),
             **ours_warm,
-            "max_batch_tokens": MAX_BATCH_TOKENS,
+            "max_batch_tokens": default_max_batch_tokens(),
             "batches": stats["batches"],
             "compiled_shapes": len(stats["shapes"]),
             "tokens": stats["tokens"],
@@ -252,7 +252,7 @@ def main():
 
     if args.variants:
         variants = {}
-        for cap in (BATCH * MAX_LENGTH, 2048, 1024):
+        for cap in (BATCH * MAX_LENGTH, 4096, 2048, 512):
             ours(max_batch_tokens=cap)  # compile
             (_, st), wall, cpu = timed(
                 lambda cap=cap: ours(max_batch_tokens=cap, return_stats=True)

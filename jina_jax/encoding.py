@@ -8,10 +8,12 @@ Batching (why it looks like this; numbers in benchmarks/RESULTS.md):
 - A batch's length is padded up to a bucket from ``encode_buckets``: multiples of 16 up to 128,
   then four steps per octave (160, 192, 224, 256, 320, ...). Padding stays under 25 % (about
   10 % on real text) while a whole 8192-token range needs at most 32 compiled shapes.
-- A batch holds ``min(batch_size, max_batch_tokens // length)`` rows: long buckets automatically
-  get fewer rows, so an 8192-token document runs alone and memory stays bounded; on CPU, blocks of
-  a few thousand tokens also stay in cache and run faster per token than 32 x 256 blocks.
-- Each bucket therefore has one shape, ``(rows, length)``. Batches are dispatched asynchronously
+- A batch holds ``min(batch_size, max_batch_tokens // length)`` rows, at least one
+  (``default_max_batch_tokens``: 1024 on CPU, 16384 on accelerators). Long buckets thus get fewer
+  rows automatically: an 8192-token document runs alone and memory stays bounded. On CPU, blocks
+  of ~1k tokens also stay in cache and cost less per token than 32 x 256 blocks.
+- Each bucket therefore has one shape, ``(rows, length)``; only a final partial batch is padded
+  to fewer rows (a power of two), so a single query is not padded to 32 rows. Batches are dispatched asynchronously
   and read back at the end, so host-side padding overlaps device compute.
 - Above the model's ``attention_chunk_threshold`` (2048 for JinaBERT) the model itself switches to
   chunked attention (``attention_impl="auto"``), so no ``[heads, L, L]`` tensor is built.
@@ -35,9 +37,16 @@ from jina_jax.models.pooling import l2_normalize, pool
 log = logging.getLogger(__name__)
 
 MIN_BUCKET = 16
-# Default cap on padded tokens per encode batch (rows x length). 4096 keeps v2-base at 8192 tokens
-# to one row per batch and, on CPU, runs faster per token than 32 x 256 (benchmarks/RESULTS.md).
-MAX_BATCH_TOKENS = 4096
+
+
+def default_max_batch_tokens() -> int:
+    """Padded tokens per encode batch (rows x length) when the caller gives none.
+
+    CPU: 1024. Blocks that small keep activations in cache; on 2 cores they took ~17 % less CPU
+    time per text than 32 x 256 blocks (benchmarks/RESULTS.md), and long documents run one per
+    batch. Accelerators: 16384, enough rows to keep them busy (two 8192-token documents).
+    """
+    return 1024 if jax.default_backend() == "cpu" else 16384
 
 
 def bucket_lengths(max_length: int) -> list[int]:
@@ -171,15 +180,15 @@ def encode(
     normalize: bool | None = None,
     show_progress: bool | None = None,
     return_stats: bool = False,
-    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    max_batch_tokens: int | None = None,
 ):
     """Embeds ``texts`` with ``model`` (a ``jina_jax.Model``); returns ``np.ndarray [N, D]``
     float32 in input order (and a stats dict with ``return_stats=True``).
 
     Texts longer than ``max_length`` tokens (default: the model's, up to 8192 for JinaBERT) are
     truncated and counted. A batch holds at most ``batch_size`` texts and at most
-    ``max_batch_tokens`` padded tokens (but always one text), so long inputs run in smaller
-    batches; see the module docstring. ``normalize`` defaults to the model's own setting (e.g. a
+    ``max_batch_tokens`` padded tokens (default ``default_max_batch_tokens()``; always at least one
+    text), so long inputs run in smaller batches; see the module docstring. ``normalize`` defaults to the model's own setting (e.g. a
     Normalize module in its sentence-transformers folder).
     """
     texts = _check_texts(texts)
@@ -189,7 +198,9 @@ def encode(
     if truncated:
         log.warning("%d of %d texts were truncated to %d tokens", truncated, len(texts), max_length)
     lengths = np.array([len(x) for x in ids])
-    plan = _plan_batches(lengths, max_length, batch_size, max_batch_tokens)
+    plan = _plan_batches(
+        lengths, max_length, batch_size, max_batch_tokens or default_max_batch_tokens()
+    )
     out = np.zeros((len(texts), model.dim), np.float32)
     batches = _run_batches(model, ids, plan, want_states=False, show_progress=show_progress)
     for rows_idx, pooled, _ in batches:
@@ -303,7 +314,7 @@ def late_chunking(
     max_length: int | None = None,
     normalize: bool | None = None,
     batch_size: int = 32,
-    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    max_batch_tokens: int | None = None,
     show_progress: bool | None = None,
 ) -> LateChunks | list[LateChunks]:
     """Chunk embeddings by late chunking: one forward pass per document (batched and bucketed
@@ -362,7 +373,9 @@ def late_chunking(
         log.warning(
             "%d of %d documents were truncated to %d tokens", sum(truncated), len(texts), max_length
         )
-    plan = _plan_batches(lengths, max_length, batch_size, max_batch_tokens)
+    plan = _plan_batches(
+        lengths, max_length, batch_size, max_batch_tokens or default_max_batch_tokens()
+    )
     results: list[LateChunks | None] = [None] * len(texts)
     batches = _run_batches(model, ids, plan, want_states=True, show_progress=show_progress)
     for rows_idx, _, states in batches:
