@@ -310,7 +310,8 @@ def markdown(result: dict) -> str:
         else:
             peak = r.get("peak_rss_mb_at_failure", "?")
             lines.append(
-                f"{head} failed (peak {peak} MB): {r['error'][:110]} | {r.get('rss_params_mb', '')} "
+                f"{head} failed (peak {peak} MB): {r['error'][:110]} | "
+                f"{r.get('rss_params_mb', '')} "
                 f"| {temp} | {r.get('compile_s', '')} | after {r['seconds_until_failure']} s | "
                 f"| {r['load_avg']} |"
             )

@@ -59,7 +59,9 @@ def test_sentence_spans_cover_the_text(minilm, document):
     ends = [end for _, end in result.char_spans]
     assert starts[0] == 0 and ends[-1] == len(text) and starts[1:] == ends[:-1]
     # token spans: contiguous, non-empty, covering every token but [CLS] and [SEP]
-    n_tokens = len(minilm.tokenizer.hf(text)["input_ids"])
+    ids = minilm.tokenizer.hf(text)["input_ids"]
+    assert ids == minilm.tokenizer.encode_batch([text], 512)[0][0].tolist()  # same ids as encode
+    n_tokens = len(ids)
     assert result.token_spans[0][0] == 1 and result.token_spans[-1][1] == n_tokens - 1
     assert all(a[1] == b[0] for a, b in zip(result.token_spans, result.token_spans[1:]))
     assert all(begin < end for begin, end in result.token_spans)
