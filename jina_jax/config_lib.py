@@ -148,6 +148,10 @@ def base_config() -> ConfigDict:
             query_max_length=64,
             passage_max_length=512,
             pad_to_max_length=False,
+            # Several texts per row (attention kept within each text): far less padding than
+            # padding every text to the batch's longest (2.1x sentence-transformers' training
+            # speed for MiniLM on CPU, benchmarks/RESULTS.md); excludes GradCache.
+            pack=True,
             loss="infonce",
             temperature=0.05,  # (unconfirmed) SPEC §3
             margin=0.05,
@@ -166,6 +170,10 @@ def base_config() -> ConfigDict:
             query_max_length=64,
             passage_max_length=512,
             pad_to_max_length=False,
+            # Several texts per row (attention kept within each text): far less padding than
+            # padding every text to the batch's longest (2.1x sentence-transformers' training
+            # speed for MiniLM on CPU, benchmarks/RESULTS.md); excludes GradCache.
+            pack=True,
             loss="infonce",
             temperature=0.05,  # (unconfirmed)
             margin=0.05,  # (unconfirmed) v1's triplet margin
@@ -193,14 +201,8 @@ def shrink_for_local(c: ConfigDict) -> ConfigDict:
     c.mlm.checkpoint.update(every=20)
     for stage, steps in (("pairs", 60), ("triplets", 30)):
         s = c[stage]
-        # One padded shape per stage: on CPU a compile costs more than the padding.
-        s.update(
-            steps=steps,
-            query_max_length=32,
-            passage_max_length=128,
-            log_every=10,
-            pad_to_max_length=True,
-        )
+        # Packed batches (the default): little padding, and row buckets keep compiles few.
+        s.update(steps=steps, query_max_length=32, passage_max_length=128, log_every=10)
         s.optimizer.update(lr=1e-4, warmup_steps=5)
         s.checkpoint.update(every=20)
         for ds in s.datasets.values():
@@ -249,7 +251,7 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     # Pod settings: global batch 4096 pairs at 512 tokens (v2-base); FSDP for large.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1 if size != "large" else 8, tensor=1))
     c.pairs.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=4096)
-    c.pairs.grad_cache_chunk = 512
+    c.pairs.update(grad_cache_chunk=512, pack=False)  # GradCache splits rows, so no packing
     c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=128)
     # The starter corpus mines one hard negative per query; the paper's data has 15.
     c.triplets.num_negatives = 1
@@ -258,7 +260,7 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     if "local" in args:
         c.model.update(dtype="float32", remat=False, **LOCAL_JINA_BERT)
         c.max_length = 512
-        c.pairs.grad_cache_chunk = 0
+        c.pairs.update(grad_cache_chunk=0, pack=True)
         shrink_for_local(c)
     c.lock()
     return c

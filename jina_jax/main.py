@@ -188,6 +188,7 @@ def stage_train(kind: str) -> Callable:
         from jina_jax.data.pipeline import MLMBatches, PairBatches
         from jina_jax.data.sampler import DatasetSpec
         from jina_jax.models import config_to_dict
+        from jina_jax.sharding import batch_shards
         from jina_jax.train import ContrastiveObjective, MLMObjective
         from jina_jax.trainer import train_stage
 
@@ -222,6 +223,11 @@ def stage_train(kind: str) -> Callable:
             )
             if not cfg.datasets:
                 raise ValueError(f"config.{kind}.datasets is empty: name at least one dataset")
+            if cfg.get("pack", False) and cfg.get("grad_cache_chunk", 0):
+                raise ValueError(
+                    f"config.{kind}: pack=True and grad_cache_chunk={cfg.grad_cache_chunk} "
+                    "exclude each other (GradCache splits the batch by rows); turn one off"
+                )
             specs, sources = [], {}
             for name, ds in cfg.datasets.items():
                 sources[name] = catalog.pair_source(
@@ -246,6 +252,8 @@ def stage_train(kind: str) -> Callable:
                 cfg.passage_max_length,
                 config.seed,
                 pad_to_max_length=cfg.get("pad_to_max_length", False),
+                pack=cfg.get("pack", False),
+                row_multiple=batch_shards(run.mesh, run.rules),
                 **process,
             )
             identity = {

@@ -106,6 +106,13 @@ def batch_sharding(mesh: Mesh, rules=DEFAULT_RULES) -> NamedSharding:
     return NamedSharding(mesh, P(axes if axes else None))
 
 
+def batch_shards(mesh: Mesh, rules=DEFAULT_RULES) -> int:
+    """How many ways the batch dimension is split (product of the batch axes' sizes)."""
+    spec = batch_sharding(mesh, rules).spec[0]
+    axes = () if spec is None else (spec if isinstance(spec, tuple) else (spec,))
+    return int(np.prod([mesh.shape[a] for a in axes], dtype=np.int64))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 

@@ -25,7 +25,7 @@ import optax
 from jina_jax import losses
 from jina_jax.metrics import encoder_forward_flops
 from jina_jax.models import BertForMaskedLM, EncoderConfig, build_encoder
-from jina_jax.models.pooling import pool
+from jina_jax.models.pooling import pool, segment_pool
 
 
 @flax.struct.dataclass
@@ -67,6 +67,23 @@ class ContrastiveObjective:
         rngs = {"dropout": rng} if train else {}
         out = self.module.apply({"params": params}, ids, mask, deterministic=not train, rngs=rngs)
         return pool(out["last_hidden_state"], mask, self.pooling)
+
+    def embed_packed(self, params, batch, side: str, rng, train: bool) -> jax.Array:
+        """Packed rows ``{side}_ids/segments/positions [R, L]`` -> ``[N, D]`` in text order
+        (``N = len({side}_lengths)``; see ``jina_jax.data.pipeline.pack_sequences``)."""
+        segments, positions = batch[f"{side}_segments"], batch[f"{side}_positions"]
+        rngs = {"dropout": rng} if train else {}
+        out = self.module.apply(
+            {"params": params},
+            batch[f"{side}_ids"],
+            segments > 0,
+            deterministic=not train,
+            rngs=rngs,
+            segment_ids=segments,
+            position_ids=positions,
+        )
+        count = batch[f"{side}_lengths"].shape[0]
+        return segment_pool(out["last_hidden_state"], segments, positions, count, self.pooling)
 
     @staticmethod
     def documents(batch) -> tuple[jax.Array, jax.Array, int]:
@@ -112,22 +129,31 @@ class ContrastiveObjective:
 
     def __call__(self, params, batch, rng, train: bool = True):
         rq, rd = jax.random.split(rng)
-        q = self.embed(params, batch["query_ids"], batch["query_mask"], rq, train)
-        ids, mask, k = self.documents(batch)
-        docs = self.embed(params, ids, mask, rd, train)
+        if "query_segments" in batch:  # packed rows
+            q = self.embed_packed(params, batch, "query", rq, train)
+            docs = self.embed_packed(params, batch, "docs", rd, train)
+            k = docs.shape[0] // q.shape[0] - 1
+        else:
+            q = self.embed(params, batch["query_ids"], batch["query_mask"], rq, train)
+            ids, mask, k = self.documents(batch)
+            docs = self.embed(params, ids, mask, rd, train)
         return self.loss_from_embeddings(q, docs, k, batch.get("in_batch_negatives", True))
 
+    ID_KEYS = ("query_ids", "pos_ids", "neg_ids", "docs_ids")
+
     def tokens(self, batch) -> int:
-        n = batch["query_mask"].size + batch["pos_mask"].size
-        return n + (batch["neg_mask"].size if "neg_mask" in batch else 0)
+        """Token slots the encoder ran (padding included)."""
+        return sum(batch[key].size for key in self.ID_KEYS if key in batch)
 
     def examples(self, batch) -> int:
+        if "query_lengths" in batch:
+            return batch["query_lengths"].shape[0]
         return batch["query_ids"].shape[0]
 
     def flops(self, batch) -> float:
         """Model FLOPs of a training step: forward + backward = 3 x forward."""
         total = 0.0
-        for key in ("query_ids", "pos_ids", "neg_ids"):
+        for key in self.ID_KEYS:
             if key in batch:
                 shape = batch[key].shape
                 total += encoder_forward_flops(self.model, int(np.prod(shape[:-1])), shape[-1])
@@ -232,6 +258,11 @@ def grad_cache_gradients(objective: ContrastiveObjective, params, batch, rng, ch
     3. re-embed chunk by chunk, pulling the embedding gradients back into the parameters.
     Chunk ``i`` uses dropout key ``fold_in(key, i)`` in both passes, so the two passes agree.
     """
+    if "query_segments" in batch:
+        raise ValueError(
+            "GradCache (grad_cache_chunk > 0) splits the batch by rows, which packed batches "
+            "(pack=True) do not have; turn one of them off"
+        )
     rq, rd = jax.random.split(rng)
     ids, mask, k = objective.documents(batch)
     groups = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,63 @@ from jina_jax.data.sampler import DatasetSpec, MixtureSampler, as_spec_dict
 from jina_jax.encoding import bucket_for, bucket_lengths
 
 Batch = dict[str, Any]
+
+
+def row_bucket(rows: int, multiple: int = 1) -> int:
+    """Packed row counts, rounded up to a short ladder so that few shapes compile: multiples of
+    ``multiple`` up to 8 of them, then 8 steps per doubling (at most 12.5 % padding rows)."""
+    units = max(1, -(-rows // multiple))
+    if units > 8:
+        step = 1 << ((units - 1).bit_length() - 4)  # 8 steps per octave
+        units = -(-units // step) * step
+    return units * multiple
+
+
+def pack_sequences(
+    rows: Sequence[np.ndarray], pack_length: int, pad_id: int, row_multiple: int = 1
+) -> dict[str, np.ndarray]:
+    """Several texts per row (first-fit decreasing): token id arrays -> ``ids``, ``segments``,
+    ``positions`` ``[R, pack_length]`` int32 and ``lengths [N]``.
+
+    ``segments`` holds ``1 + i`` on the tokens of text ``i`` and 0 on padding; ``positions``
+    counts tokens within each text. The encoder keeps attention within a text and pooling sums
+    per segment (``jina_jax.models.pooling.segment_pool``), so each text's embedding is the one
+    it gets alone, while the padding an ordinary batch pads to its longest text is mostly gone.
+    ``R`` is rounded up by ``row_bucket`` (few compiled shapes) to a multiple of
+    ``row_multiple`` (the number of batch shards)."""
+    lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
+    if len(rows) == 0:
+        raise ValueError("pack_sequences: no texts to pack")
+    if lengths.max() > pack_length:
+        i = int(lengths.argmax())
+        raise ValueError(
+            f"text {i} has {lengths[i]} tokens, more than the pack length {pack_length}"
+        )
+    free = np.full(len(rows), pack_length, dtype=np.int64)  # room left in each row
+    used = 0
+    row_of = np.empty(len(rows), dtype=np.int64)
+    start_of = np.empty(len(rows), dtype=np.int64)
+    for i in np.argsort(-lengths, kind="stable"):
+        fits = np.flatnonzero(free[:used] >= lengths[i])
+        r = int(fits[0]) if fits.size else used
+        used = max(used, r + 1)
+        row_of[i], start_of[i] = r, pack_length - free[r]
+        free[r] -= lengths[i]
+    num_rows = row_bucket(used, row_multiple)
+    ids = np.full((num_rows, pack_length), pad_id, np.int32)
+    segments = np.zeros((num_rows, pack_length), np.int32)
+    positions = np.zeros((num_rows, pack_length), np.int32)
+    for i, row in enumerate(rows):
+        r, begin, end = row_of[i], start_of[i], start_of[i] + lengths[i]
+        ids[r, begin:end] = row
+        segments[r, begin:end] = i + 1
+        positions[r, begin:end] = np.arange(lengths[i])
+    return {
+        "ids": ids,
+        "segments": segments,
+        "positions": positions,
+        "lengths": lengths.astype(np.int32),
+    }
 
 
 def pad_to_bucket(
@@ -50,11 +108,17 @@ def tokenize_pairs(
     query_max_length: int,
     passage_max_length: int,
     pad_to_max_length: bool = False,
+    pack_length: int = 0,
+    row_multiple: int = 1,
 ) -> Batch:
     """One dataset's records -> query_ids/mask [B, Lq], pos_ids/mask [B, Lp] and, when
     spec.num_negatives K > 0, neg_ids/mask [B, K, Lp] (positives and negatives share Lp).
     Records must carry at least K negatives; the first K are used. ``pad_to_max_length`` pads
-    to the max lengths instead of buckets: one shape, one compilation (small models on CPU)."""
+    to the max lengths instead of buckets: one shape, one compilation (small models on CPU).
+
+    ``pack_length > 0`` packs instead (``pack_sequences``): ``query_{ids,segments,positions}``
+    ``[Rq, pack_length]`` with ``query_lengths [B]``, and ``docs_*`` for the B positives followed
+    by the B x K negatives (row-major), with ``docs_lengths [B (1 + K)]``."""
     k = spec.num_negatives
     if k:
         short = [i for i, record in enumerate(records) if len(record.negatives) < k]
@@ -70,6 +134,13 @@ def tokenize_pairs(
     passage_ids, _ = tokenizer.encode_batch(passages, passage_max_length)
     batch_size = len(records)
     batch: Batch = {}
+    if pack_length:
+        for side, rows in (("query", query_ids), ("docs", passage_ids)):
+            packed = pack_sequences(rows, pack_length, tokenizer.pad_id, row_multiple)
+            batch.update({f"{side}_{key}": value for key, value in packed.items()})
+        batch["in_batch_negatives"] = np.bool_(spec.in_batch_negatives)
+        batch["dataset"] = spec.name
+        return batch
     batch["query_ids"], batch["query_mask"] = pad_to_bucket(
         query_ids,
         query_max_length,
@@ -181,8 +252,17 @@ class PairBatches:
         process_index: int = 0,
         process_count: int = 1,
         pad_to_max_length: bool = False,
+        pack: bool = False,
+        row_multiple: int = 1,
     ):
+        """``pack``: several texts per row (``pack_sequences``, rows of the larger max length
+        tokens); ``row_multiple``: packed row counts are multiples of it (the number of batch
+        shards of the mesh, so that rows split evenly over devices and hosts)."""
+        if pack and pad_to_max_length:
+            raise ValueError("pack and pad_to_max_length exclude each other; choose one")
         self.pad_to_max_length = pad_to_max_length
+        # every host gets the same number of rows
+        self.pack, self.row_multiple = pack, math.lcm(row_multiple, process_count)
         self.sources = dict(sources)
         self.specs = as_spec_dict(specs)
         self.tokenizer = tokenizer
@@ -211,6 +291,8 @@ class PairBatches:
             self.query_max_length,
             self.passage_max_length,
             self.pad_to_max_length,
+            pack_length=max(self.query_max_length, self.passage_max_length) if self.pack else 0,
+            row_multiple=self.row_multiple,
         )
         return _host_rows(batch, self.process_index, self.process_count)
 

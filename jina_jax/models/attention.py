@@ -117,7 +117,8 @@ def dot_product_attention(
 
     Args:
       query, key, value: ``[batch, length, heads, head_dim]``.
-      key_mask: ``[batch, Lk]``, true for real tokens.
+      key_mask: ``[batch, Lk]``, true for real tokens; or ``[batch, Lq, Lk]``, true where query
+        ``i`` may attend to key ``j`` (packed sequences: ``segment_mask``).
       bias_fn: position bias, evaluated on the actual positions (see module docstring).
       scale: logit scale; ``1/sqrt(head_dim)`` by default (T5 passes 1.0).
       implementation: ``dense`` (reference; materialises ``[B, heads, Lq, Lk]``), ``chunked``
@@ -159,13 +160,25 @@ def dot_product_attention(
     return jnp.swapaxes(out, 1, 2).astype(query.dtype)
 
 
+def segment_mask(segment_ids: jax.Array) -> jax.Array:
+    """Packed rows: ``segment_ids [B, L]`` (0 = padding, k > 0 = the k-th text of the row) ->
+    ``[B, L, L]`` bool, true where query and key belong to the same text.
+
+    With relative position biases (ALiBi, T5 buckets) the bias between two tokens of one text is
+    the same as in an unpacked row, so a packed text is encoded exactly as on its own."""
+    same = segment_ids[:, :, None] == segment_ids[:, None, :]
+    return same & (segment_ids[:, None, :] > 0)
+
+
 def _mask_bias(key_mask: jax.Array) -> jax.Array:
-    """``[B, Lk]`` bool -> additive ``[B, 1, 1, Lk]``: 0 for real keys, ``MASK_VALUE`` for padding.
+    """``[B, Lk]`` bool -> additive ``[B, 1, 1, Lk]``: 0 for real keys, ``MASK_VALUE`` for padding
+    (``[B, Lq, Lk]`` -> ``[B, 1, Lq, Lk]``).
 
     Adding it equals selecting ``MASK_VALUE`` (every logit is tiny next to 1e30, so the sum rounds
     to it exactly), but XLA:CPU fuses a broadcast add into the softmax far better than a select.
     """
-    return jnp.where(key_mask, 0.0, MASK_VALUE).astype(jnp.float32)[:, None, None, :]
+    bias = jnp.where(key_mask, 0.0, MASK_VALUE).astype(jnp.float32)
+    return bias[:, None, None, :] if key_mask.ndim == 2 else bias[:, None]
 
 
 def _fused_attention(query, key, value, key_mask, bias_fn, scale, implementation):
@@ -177,7 +190,9 @@ def _fused_attention(query, key, value, key_mask, bias_fn, scale, implementation
         positions_q = jnp.arange(query.shape[1], dtype=jnp.int32)
         positions_k = jnp.arange(key.shape[1], dtype=jnp.int32)
         bias = bias_fn(positions_q, positions_k)[None].astype(query.dtype)  # [1, heads, Lq, Lk]
-    mask = None if key_mask is None else key_mask[:, None, None, :]
+    mask = None
+    if key_mask is not None:
+        mask = key_mask[:, None, None, :] if key_mask.ndim == 2 else key_mask[:, None]
     out = jax.nn.dot_product_attention(
         query, key, value, bias=bias, mask=mask, scale=scale, implementation=implementation
     )
@@ -196,12 +211,13 @@ def _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size):
     if pad:
         key = jnp.pad(key, ((0, 0), (0, pad), (0, 0), (0, 0)))
         value = jnp.pad(value, ((0, 0), (0, pad), (0, 0), (0, 0)))
-        key_mask = jnp.pad(key_mask, ((0, 0), (0, pad)))
+        key_mask = jnp.pad(key_mask, ((0, 0),) * (key_mask.ndim - 1) + ((0, pad),))
     # [num_chunks, batch, heads, chunk, head_dim]: heads-major, as in the dense path
     key_chunks = key.reshape(batch, num_chunks, chunk, heads, head_dim).transpose(1, 0, 3, 2, 4)
     value_chunks = value.reshape(batch, num_chunks, chunk, heads, head_dim).transpose(1, 0, 3, 2, 4)
     query = jnp.swapaxes(query, 1, 2)  # [batch, heads, Lq, head_dim]
-    mask_chunks = key_mask.reshape(batch, num_chunks, chunk).swapaxes(0, 1)
+    # [num_chunks, batch, chunk] (or [num_chunks, batch, Lq, chunk] for a per-query mask)
+    mask_chunks = jnp.moveaxis(key_mask.reshape(*key_mask.shape[:-1], num_chunks, chunk), -2, 0)
     positions_q = jnp.arange(q_len, dtype=jnp.int32)
 
     @functools.partial(jax.checkpoint, prevent_cse=False)

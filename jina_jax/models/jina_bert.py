@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jina_jax.models.attention import alibi_bias_fn
+from jina_jax.models.attention import alibi_bias_fn, segment_mask
 from jina_jax.models.layers import Dense, Embed, LayerNorm, SelfAttention, activation
 
 FEED_FORWARD_TYPES = ("original", "geglu", "reglu")
@@ -79,7 +79,7 @@ class BertEmbeddings(nn.Module):
     config: BertConfig
 
     @nn.compact
-    def __call__(self, input_ids, token_type_ids, deterministic):
+    def __call__(self, input_ids, token_type_ids, deterministic, position_ids=None):
         cfg = self.config
         dtype = cfg.compute_dtype
         std = cfg.initializer_range
@@ -104,7 +104,7 @@ class BertEmbeddings(nn.Module):
                 axes=(None, "embed"),
                 init_std=std,
                 name="position_embeddings",
-            )(jnp.arange(length)[None])
+            )(jnp.arange(length)[None] if position_ids is None else position_ids)
         x = LayerNorm(cfg.layer_norm_eps, dtype=dtype, name="LayerNorm")(x)
         return nn.Dropout(cfg.hidden_dropout)(x, deterministic=deterministic)
 
@@ -183,13 +183,27 @@ class BertEncoder(nn.Module):
                 dtype=cfg.compute_dtype,
             )
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, deterministic=True):
+    def __call__(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        deterministic=True,
+        segment_ids=None,
+        position_ids=None,
+    ):
+        """``segment_ids``/``position_ids`` ``[B, L]``: packed rows (several texts per row,
+        see ``jina_jax.data.pipeline.pack_sequences``); attention stays within a text and
+        absolute positions restart at each text. ``attention_mask`` is then ignored."""
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
-        key_mask = attention_mask.astype(bool)
-        x = self.embeddings(input_ids, token_type_ids, deterministic)
+        if segment_ids is not None:
+            key_mask = segment_mask(segment_ids)
+        else:
+            key_mask = attention_mask.astype(bool)
+        x = self.embeddings(input_ids, token_type_ids, deterministic, position_ids)
         for layer in self.layers:
             x = layer(x, key_mask, deterministic)
         outputs = {"last_hidden_state": x}

@@ -152,7 +152,7 @@ class SelfAttention(nn.Module):
     def __call__(
         self,
         x: jax.Array,  # [B, L, H]
-        key_mask: jax.Array,  # [B, L] bool
+        key_mask: jax.Array,  # [B, L] bool, or [B, L, L] for packed rows
         bias_fn: BiasFn | None,
         deterministic: bool = True,
     ) -> jax.Array:

@@ -12,7 +12,7 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jina_jax.models.attention import t5_bias_fn
+from jina_jax.models.attention import segment_mask, t5_bias_fn
 from jina_jax.models.layers import Dense, Embed, RMSNorm, SelfAttention, activation, partitioned
 
 FEED_FORWARD_PROJ = ("relu", "gated-gelu", "gated-relu", "gelu")
@@ -126,13 +126,26 @@ class T5Encoder(nn.Module):
     config: T5Config
 
     @nn.compact
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, deterministic=True):
-        del token_type_ids  # T5 has no segment embeddings
+    def __call__(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        deterministic=True,
+        segment_ids=None,
+        position_ids=None,
+    ):
+        """``segment_ids [B, L]``: packed rows, attention within a text (the relative bias needs
+        no ``position_ids``; accepted for a uniform signature)."""
+        del token_type_ids, position_ids  # no segment embeddings; positions are relative
         cfg = self.config
         dtype = cfg.compute_dtype
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
-        key_mask = attention_mask.astype(bool)
+        if segment_ids is not None:
+            key_mask = segment_mask(segment_ids)
+        else:
+            key_mask = attention_mask.astype(bool)
         x = Embed(
             cfg.vocab_size, cfg.d_model, init_std=cfg.initializer_factor, dtype=dtype, name="shared"
         )(input_ids)

@@ -126,9 +126,14 @@ def test_resume_from_a_saved_position_gives_the_same_batches(sources, tokenizer)
     restored.close()
 
 
-def test_hosts_concatenate_to_the_global_batch(sources, tokenizer):
-    single = make_batches(sources, tokenizer)
-    hosts = [make_batches(sources, tokenizer, process_index=i, process_count=2) for i in range(2)]
+@pytest.mark.parametrize("pack", [False, True])
+def test_hosts_concatenate_to_the_global_batch(sources, tokenizer, pack):
+    # packed: one host with rows in multiples of 2 == two hosts (each takes half the rows)
+    single = make_batches(sources, tokenizer, pack=pack, row_multiple=2)
+    hosts = [
+        make_batches(sources, tokenizer, process_index=i, process_count=2, pack=pack)
+        for i in range(2)
+    ]
     for step in range(10):
         whole = single.batch_at(step)
         parts = [host.batch_at(step) for host in hosts]
