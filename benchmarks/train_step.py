@@ -107,7 +107,7 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
     jax.block_until_ready(metrics["loss"])
     seconds = time.perf_counter() - start
     for host, _ in prepared:  # FLOPs of the shapes run; tokens = real (unpadded) tokens
-        for k in ("query_ids", "pos_ids", "docs_ids"):
+        for k in ("query_ids", "pos_ids", "packed_ids"):
             if k in host:
                 flops += 3 * encoder_forward_flops(config, *host[k].shape)
         if pack:
@@ -130,7 +130,7 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
         padded_tokens=sum(
             int(host[k].size)
             for host, _ in prepared
-            for k in ("query_ids", "pos_ids", "docs_ids")
+            for k in ("query_ids", "pos_ids", "packed_ids")
             if k in host
         ),
     )

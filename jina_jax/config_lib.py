@@ -152,6 +152,7 @@ def base_config() -> ConfigDict:
             # padding every text to the batch's longest (2.1x sentence-transformers' training
             # speed for MiniLM on CPU, benchmarks/RESULTS.md); excludes GradCache.
             pack=True,
+            pack_row_steps=8,  # packed row counts: this many buckets per doubling
             loss="infonce",
             temperature=0.05,  # (unconfirmed) SPEC §3
             margin=0.05,
@@ -174,6 +175,7 @@ def base_config() -> ConfigDict:
             # padding every text to the batch's longest (2.1x sentence-transformers' training
             # speed for MiniLM on CPU, benchmarks/RESULTS.md); excludes GradCache.
             pack=True,
+            pack_row_steps=8,  # packed row counts: this many buckets per doubling
             loss="infonce",
             temperature=0.05,  # (unconfirmed)
             margin=0.05,  # (unconfirmed) v1's triplet margin
@@ -202,7 +204,13 @@ def shrink_for_local(c: ConfigDict) -> ConfigDict:
     for stage, steps in (("pairs", 60), ("triplets", 30)):
         s = c[stage]
         # Packed batches (the default): little padding, and row buckets keep compiles few.
-        s.update(steps=steps, query_max_length=32, passage_max_length=128, log_every=10)
+        s.update(
+            steps=steps,
+            query_max_length=32,
+            passage_max_length=128,
+            log_every=10,
+            pack_row_steps=4,
+        )
         s.optimizer.update(lr=1e-4, warmup_steps=5)
         s.checkpoint.update(every=20)
         for ds in s.datasets.values():

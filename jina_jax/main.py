@@ -253,6 +253,7 @@ def stage_train(kind: str) -> Callable:
                 config.seed,
                 pad_to_max_length=cfg.get("pad_to_max_length", False),
                 pack=cfg.get("pack", False),
+                row_steps_per_octave=cfg.get("pack_row_steps", 8),
                 row_multiple=batch_shards(run.mesh, run.rules),
                 **process,
             )

@@ -68,21 +68,21 @@ class ContrastiveObjective:
         out = self.module.apply({"params": params}, ids, mask, deterministic=not train, rngs=rngs)
         return pool(out["last_hidden_state"], mask, self.pooling)
 
-    def embed_packed(self, params, batch, side: str, rng, train: bool) -> jax.Array:
-        """Packed rows ``{side}_ids/segments/positions [R, L]`` -> ``[N, D]`` in text order
-        (``N = len({side}_lengths)``; see ``jina_jax.data.pipeline.pack_sequences``)."""
-        segments, positions = batch[f"{side}_segments"], batch[f"{side}_positions"]
+    def embed_packed(self, params, batch, rng, train: bool) -> jax.Array:
+        """Packed rows ``packed_ids/segments/positions [R, L]`` -> ``[N, D]`` in text order:
+        the queries, then the documents (see ``jina_jax.data.pipeline.pack_sequences``)."""
+        segments, positions = batch["packed_segments"], batch["packed_positions"]
         rngs = {"dropout": rng} if train else {}
         out = self.module.apply(
             {"params": params},
-            batch[f"{side}_ids"],
+            batch["packed_ids"],
             segments > 0,
             deterministic=not train,
             rngs=rngs,
             segment_ids=segments,
             position_ids=positions,
         )
-        count = batch[f"{side}_lengths"].shape[0]
+        count = batch["query_lengths"].shape[0] + batch["docs_lengths"].shape[0]
         return segment_pool(out["last_hidden_state"], segments, positions, count, self.pooling)
 
     @staticmethod
@@ -129,17 +129,18 @@ class ContrastiveObjective:
 
     def __call__(self, params, batch, rng, train: bool = True):
         rq, rd = jax.random.split(rng)
-        if "query_segments" in batch:  # packed rows
-            q = self.embed_packed(params, batch, "query", rq, train)
-            docs = self.embed_packed(params, batch, "docs", rd, train)
-            k = docs.shape[0] // q.shape[0] - 1
+        if "packed_segments" in batch:  # queries and documents packed into shared rows
+            b = batch["query_lengths"].shape[0]
+            texts = self.embed_packed(params, batch, rq, train)
+            q, docs = texts[:b], texts[b:]
+            k = docs.shape[0] // b - 1
         else:
             q = self.embed(params, batch["query_ids"], batch["query_mask"], rq, train)
             ids, mask, k = self.documents(batch)
             docs = self.embed(params, ids, mask, rd, train)
         return self.loss_from_embeddings(q, docs, k, batch.get("in_batch_negatives", True))
 
-    ID_KEYS = ("query_ids", "pos_ids", "neg_ids", "docs_ids")
+    ID_KEYS = ("query_ids", "pos_ids", "neg_ids", "packed_ids")
 
     def tokens(self, batch) -> int:
         """Token slots the encoder ran (padding included)."""
@@ -258,7 +259,7 @@ def grad_cache_gradients(objective: ContrastiveObjective, params, batch, rng, ch
     3. re-embed chunk by chunk, pulling the embedding gradients back into the parameters.
     Chunk ``i`` uses dropout key ``fold_in(key, i)`` in both passes, so the two passes agree.
     """
-    if "query_segments" in batch:
+    if "packed_segments" in batch:
         raise ValueError(
             "GradCache (grad_cache_chunk > 0) splits the batch by rows, which packed batches "
             "(pack=True) do not have; turn one of them off"

@@ -28,18 +28,26 @@ from jina_jax.encoding import bucket_for, bucket_lengths
 Batch = dict[str, Any]
 
 
-def row_bucket(rows: int, multiple: int = 1) -> int:
+def row_bucket(rows: int, multiple: int = 1, steps_per_octave: int = 8) -> int:
     """Packed row counts, rounded up to a short ladder so that few shapes compile: multiples of
-    ``multiple`` up to 8 of them, then 8 steps per doubling (at most 12.5 % padding rows)."""
+    ``multiple`` up to ``steps_per_octave`` of them, then that many steps per doubling (at most
+    ``1 / steps_per_octave`` padding rows). ``steps_per_octave`` is a power of two."""
+    if steps_per_octave < 1 or steps_per_octave & (steps_per_octave - 1):
+        raise ValueError(f"steps_per_octave must be a power of two, got {steps_per_octave}")
     units = max(1, -(-rows // multiple))
-    if units > 8:
-        step = 1 << ((units - 1).bit_length() - 4)  # 8 steps per octave
+    if units > steps_per_octave:
+        shift = (units - 1).bit_length() - steps_per_octave.bit_length()
+        step = 1 << max(0, shift)
         units = -(-units // step) * step
     return units * multiple
 
 
 def pack_sequences(
-    rows: Sequence[np.ndarray], pack_length: int, pad_id: int, row_multiple: int = 1
+    rows: Sequence[np.ndarray],
+    pack_length: int,
+    pad_id: int,
+    row_multiple: int = 1,
+    steps_per_octave: int = 8,
 ) -> dict[str, np.ndarray]:
     """Several texts per row (first-fit decreasing): token id arrays -> ``ids``, ``segments``,
     ``positions`` ``[R, pack_length]`` int32 and ``lengths [N]``.
@@ -68,7 +76,7 @@ def pack_sequences(
         used = max(used, r + 1)
         row_of[i], start_of[i] = r, pack_length - free[r]
         free[r] -= lengths[i]
-    num_rows = row_bucket(used, row_multiple)
+    num_rows = row_bucket(used, row_multiple, steps_per_octave)
     ids = np.full((num_rows, pack_length), pad_id, np.int32)
     segments = np.zeros((num_rows, pack_length), np.int32)
     positions = np.zeros((num_rows, pack_length), np.int32)
@@ -110,15 +118,17 @@ def tokenize_pairs(
     pad_to_max_length: bool = False,
     pack_length: int = 0,
     row_multiple: int = 1,
+    row_steps_per_octave: int = 8,
 ) -> Batch:
     """One dataset's records -> query_ids/mask [B, Lq], pos_ids/mask [B, Lp] and, when
     spec.num_negatives K > 0, neg_ids/mask [B, K, Lp] (positives and negatives share Lp).
     Records must carry at least K negatives; the first K are used. ``pad_to_max_length`` pads
     to the max lengths instead of buckets: one shape, one compilation (small models on CPU).
 
-    ``pack_length > 0`` packs instead (``pack_sequences``): ``query_{ids,segments,positions}``
-    ``[Rq, pack_length]`` with ``query_lengths [B]``, and ``docs_*`` for the B positives followed
-    by the B x K negatives (row-major), with ``docs_lengths [B (1 + K)]``."""
+    ``pack_length > 0`` packs instead (``pack_sequences``): queries, positives and the B x K
+    negatives (row-major), in that order, share ``packed_{ids,segments,positions}``
+    ``[R, pack_length]`` (one encoder pass); ``query_lengths [B]`` and ``docs_lengths
+    [B (1 + K)]`` give the counts and token lengths."""
     k = spec.num_negatives
     if k:
         short = [i for i, record in enumerate(records) if len(record.negatives) < k]
@@ -135,9 +145,16 @@ def tokenize_pairs(
     batch_size = len(records)
     batch: Batch = {}
     if pack_length:
-        for side, rows in (("query", query_ids), ("docs", passage_ids)):
-            packed = pack_sequences(rows, pack_length, tokenizer.pad_id, row_multiple)
-            batch.update({f"{side}_{key}": value for key, value in packed.items()})
+        packed = pack_sequences(
+            list(query_ids) + list(passage_ids),
+            pack_length,
+            tokenizer.pad_id,
+            row_multiple,
+            row_steps_per_octave,
+        )
+        batch.update({f"packed_{key}": packed[key] for key in ("ids", "segments", "positions")})
+        batch["query_lengths"] = packed["lengths"][:batch_size]
+        batch["docs_lengths"] = packed["lengths"][batch_size:]
         batch["in_batch_negatives"] = np.bool_(spec.in_batch_negatives)
         batch["dataset"] = spec.name
         return batch
@@ -254,15 +271,19 @@ class PairBatches:
         pad_to_max_length: bool = False,
         pack: bool = False,
         row_multiple: int = 1,
+        row_steps_per_octave: int = 8,
     ):
         """``pack``: several texts per row (``pack_sequences``, rows of the larger max length
         tokens); ``row_multiple``: packed row counts are multiples of it (the number of batch
-        shards of the mesh, so that rows split evenly over devices and hosts)."""
+        shards of the mesh, so that rows split evenly over devices and hosts);
+        ``row_steps_per_octave``: how finely row counts are bucketed (fewer: fewer compiled
+        shapes, more padding rows)."""
         if pack and pad_to_max_length:
             raise ValueError("pack and pad_to_max_length exclude each other; choose one")
         self.pad_to_max_length = pad_to_max_length
         # every host gets the same number of rows
         self.pack, self.row_multiple = pack, math.lcm(row_multiple, process_count)
+        self.row_steps_per_octave = row_steps_per_octave
         self.sources = dict(sources)
         self.specs = as_spec_dict(specs)
         self.tokenizer = tokenizer
@@ -293,6 +314,7 @@ class PairBatches:
             self.pad_to_max_length,
             pack_length=max(self.query_max_length, self.passage_max_length) if self.pack else 0,
             row_multiple=self.row_multiple,
+            row_steps_per_octave=self.row_steps_per_octave,
         )
         return _host_rows(batch, self.process_index, self.process_count)
 
