@@ -405,3 +405,83 @@ def late_chunking(
                 texts=[text[b:e] for b, e in char_spans],
             )
     return results[0] if single else results
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkWindow:
+    """A stretch of a document that fits the model: ``text[begin:end]``, cut into chunks whose
+    character spans ``chunks`` are relative to ``begin``."""
+
+    begin: int
+    end: int
+    chunks: list[tuple[int, int]]
+
+
+WINDOW_MARGIN = 16  # tokens kept free in a window: re-tokenising a cut-out stretch may differ
+
+
+def chunk_windows(
+    model,
+    texts: Sequence[str],
+    *,
+    chunks: str = "sentences",
+    chunk_tokens: int = 64,
+    window_tokens: int | None = None,
+) -> list[list[ChunkWindow]]:
+    """Chunks of WHOLE documents (no truncation), grouped into windows that fit the model.
+
+    Each document is cut into chunks (``"sentences"``, or ``"tokens"``: ``chunk_tokens`` tokens
+    each; a sentence longer than a window is cut by tokens), covering all of its text. Consecutive
+    chunks are grouped into windows of at most ``window_tokens`` tokens (default: the model's
+    max length) minus the special tokens and a margin of ``WINDOW_MARGIN``. Late chunking runs
+    one window per forward pass ("long late chunking" in the paper, for documents longer than the
+    context; without overlap here); naive chunking encodes each chunk on its own. Both thus see
+    the same chunks.
+    """
+    texts = _check_texts(texts, "chunk_windows")
+    if chunks not in ("sentences", "tokens"):
+        raise ValueError(f"chunks must be 'sentences' or 'tokens', got {chunks!r}")
+    window = _check_max_length(model, window_tokens)
+    specials = len(model.tokenizer.hf("", add_special_tokens=True)["input_ids"])
+    budget = window - specials - WINDOW_MARGIN
+    if budget < 1:
+        raise ValueError(f"window_tokens {window} leaves no room for text")
+    encoded = model.tokenizer.hf(
+        texts,
+        add_special_tokens=True,
+        truncation=False,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        verbose=False,
+    )
+    out = []
+    for n, text in enumerate(texts):
+        offsets, special = encoded["offset_mapping"][n], encoded["special_tokens_mask"][n]
+        if all(special):
+            raise ValueError(f"texts[{n}] has no tokens to chunk")
+        if chunks == "sentences":
+            spans = sentence_token_spans(text, offsets, special)
+        else:
+            spans = token_count_spans(special, chunk_tokens)
+        fitted = []  # spans no longer than a window
+        for begin, end in spans:
+            while end - begin > budget:
+                fitted.append((begin, begin + budget))
+                begin += budget
+            fitted.append((begin, end))
+        char_spans = _char_spans_of(fitted, offsets, len(text), truncated=False)
+        windows, current, used = [], [], 0
+        for (begin, end), span in zip(fitted, char_spans, strict=True):
+            if current and used + (end - begin) > budget:
+                windows.append(current)
+                current, used = [], 0
+            current.append(span)
+            used += end - begin
+        windows.append(current)
+        out.append(
+            [
+                ChunkWindow(w[0][0], w[-1][1], [(b - w[0][0], e - w[0][0]) for b, e in w])
+                for w in windows
+            ]
+        )
+    return out

@@ -64,6 +64,13 @@ class RetrievalEvaluator:
     ``dataset``: a starter eval-set name (python_faq, debian_faq, manpages,
     debian_descriptions), a BEIR folder, or a loaded ``BeirDataset``. ``max_queries`` takes a
     stable sample of the judged queries (the corpus stays whole).
+
+    ``chunking``: ``"none"`` embeds each document (truncated to ``max_length``); ``"naive"``
+    and ``"late"`` cut every whole document into chunks (``chunk_by``: ``"sentences"`` or
+    ``"tokens"``, ``chunk_tokens`` each; ``jina_jax.encoding.chunk_windows``) and score a
+    document by its best chunk. Naive chunking embeds each chunk on its own; late chunking
+    (``jina_jax.encoding.late_chunking``) pools each chunk from one pass over its window of
+    ``max_length`` tokens, so chunks see their context. Chunk vectors are held in memory.
     """
 
     dataset: Any = "python_faq"
@@ -76,6 +83,13 @@ class RetrievalEvaluator:
     corpus_chunk_size: int = 16_384
     block_size: int = 1024
     max_queries: int | None = None
+    chunking: str = "none"  # none | naive | late
+    chunk_by: str = "sentences"  # sentences | tokens
+    chunk_tokens: int = 64
+
+    def __post_init__(self):
+        if self.chunking not in ("none", "naive", "late"):
+            raise ValueError(f"chunking must be none, naive or late, got {self.chunking!r}")
 
     def __call__(self, model) -> dict[str, Any]:
         data = load_beir(self.dataset, self.data_dir, self.split)
@@ -104,15 +118,70 @@ class RetrievalEvaluator:
             batch_size=self.batch_size,
             max_length=self.query_max_length or self.max_length,
         )
-        chunks = embed_chunks(
-            model,
-            documents,
-            chunk_size=self.corpus_chunk_size,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-        )
-        scores, index = top_k_search(query_vectors, chunks, self.top_k, block_size=self.block_size)
+        if self.chunking != "none":
+            scores, index = self._search_chunks(model, query_vectors, documents)
+        else:
+            chunks = embed_chunks(
+                model,
+                documents,
+                chunk_size=self.corpus_chunk_size,
+                batch_size=self.batch_size,
+                max_length=self.max_length,
+            )
+            scores, index = top_k_search(
+                query_vectors, chunks, self.top_k, block_size=self.block_size
+            )
         return [
             {int(j): float(s) for j, s in zip(row_index, row_scores)}
             for row_index, row_scores in zip(index, scores.astype(np.float64))
         ]
+
+    def chunk_vectors(self, model, documents: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(L2-normalised chunk vectors [C, D], first chunk of each document [N]); a document's
+        chunks are consecutive."""
+        from jina_jax.encoding import chunk_windows, late_chunking
+
+        windows = chunk_windows(
+            model,
+            documents,
+            chunks=self.chunk_by,
+            chunk_tokens=self.chunk_tokens,
+            window_tokens=self.max_length,
+        )
+        counts = [sum(len(w.chunks) for w in doc) for doc in windows]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        if self.chunking == "naive":
+            texts = [
+                documents[n][w.begin + b : w.begin + e]
+                for n, doc in enumerate(windows)
+                for w in doc
+                for b, e in w.chunks
+            ]
+            return embed(
+                model, texts, batch_size=self.batch_size, max_length=self.max_length
+            ), starts
+        flat = [
+            (documents[n][w.begin : w.end], w.chunks) for n, doc in enumerate(windows) for w in doc
+        ]
+        results = late_chunking(
+            model,
+            [text for text, _ in flat],
+            chunks=[spans for _, spans in flat],
+            max_length=self.max_length,
+            normalize=True,
+            batch_size=self.batch_size,
+            show_progress=False,
+        )
+        return np.concatenate([r.embeddings for r in results]), starts
+
+    def _search_chunks(self, model, query_vectors, documents):
+        vectors, starts = self.chunk_vectors(model, documents)
+        k = min(self.top_k, len(documents))
+        all_scores, all_index = [], []
+        for begin in range(0, len(query_vectors), self.block_size):
+            sims = query_vectors[begin : begin + self.block_size] @ vectors.T  # [b, C]
+            per_doc = np.maximum.reduceat(sims, starts, axis=1)  # best chunk of each document
+            index = np.argsort(-per_doc, axis=1, kind="stable")[:, :k]
+            all_index.append(index)
+            all_scores.append(np.take_along_axis(per_doc, index, axis=1))
+        return np.concatenate(all_scores), np.concatenate(all_index)
