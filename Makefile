@@ -34,8 +34,9 @@ format: $(STAMP)
 
 # The offline starter corpus (Debian/PyPI sources; cached, a few minutes the first time): the
 # evaluator, mteb and experiment tests score on its held-out splits.
+# The same pair cap as configs/demo.py (the :local configs), so both commands share one build.
 starter: $(STAMP)
-	$(PY) -m jina_jax.data.starter --data-dir $(STARTER)
+	$(PY) -m jina_jax.data.starter --data-dir $(STARTER) --max-pairs-per-dataset 20000
 
 test: lint starter
 	$(PY) -m pytest -q tests

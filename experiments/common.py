@@ -20,17 +20,20 @@ HELD_OUT_RETRIEVAL = ("python_faq", "debian_faq", "manpages", "debian_descriptio
 
 
 def setup() -> None:
-    """Library chatter down (the experiments print their own lines), and XLA's persistent
-    compilation cache on: every fine-tuning run of one model compiles the same train step, and
-    the cache turns the second and later compiles into a disk read."""
+    """Library chatter down (the experiments print their own lines). With ``JINA_JAX_XLA_CACHE``
+    set to a folder, XLA's persistent compilation cache is on: every fine-tuning run of one model
+    compiles the same train step, and the cache turns later compiles into a disk read. Opt-in,
+    as in ``jina_jax.main``: the setting is process-wide, and multi-device CPU programs loaded
+    from the cache deadlocked XLA's CPU collectives here."""
     import logging
 
     import jax
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    cache = os.environ.get("JINA_JAX_XLA_CACHE", "/tmp/jina_jax_xla_cache")
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    cache = os.environ.get("JINA_JAX_XLA_CACHE")
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for name in ("absl", "jina_jax.encoding", "orbax", "mteb", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)

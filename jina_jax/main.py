@@ -532,12 +532,37 @@ def _fingerprint(config: ConfigDict, stage: str) -> dict:
 
 
 def _print_summary(results: dict[str, dict], workdir: pathlib.Path) -> None:
+    """The closing lines: one row per stage (what it did, seconds, what it wrote), the held-out
+    evaluation table when the run evaluated, and the other files of the workdir. Every stage's
+    full summary stays in ``<stage>/DONE``."""
     print(f"\nResults ({workdir}):")
-    print("| stage | summary |")
-    print("|---|---|")
+    print("| stage | result | seconds | wrote |")
+    print("|---|---|---|---|")
     for stage, summary in results.items():
-        text = ", ".join(f"{k}={v}" for k, v in summary.items() if k != "config")
-        print(f"| {stage} | {text} |")
+        if "steps" in summary:
+            parts = [f"{summary['steps']} steps", f"loss {summary.get('loss', float('nan')):.4g}"]
+            if "accuracy" in summary:
+                what = "masked-token" if stage == "mlm" else "in-batch"
+                parts.append(f"{what} accuracy {summary['accuracy']:.3f}")
+            if summary.get("resumed_from") is not None:
+                parts.append(f"resumed from step {summary['resumed_from']}")
+            text, wrote = ", ".join(parts), summary.get("model_dir", "")
+        elif "min_cosine" in summary:
+            text = f"min cosine {summary['min_cosine']:.7f} over {summary.get('texts')} texts"
+            text += f" (sentence-transformers reload of {summary.get('export', 'the export')})"
+            wrote = ""
+        else:
+            text = "table below" if "table" in summary else ""
+            wrote = summary.get("table") or summary.get("model_dir") or summary.get("out", "")
+        print(f"| {stage} | {text} | {summary.get('wall_seconds', '')} | {wrote} |")
+    table = results.get("evaluate", {}).get("table")
+    if table and pathlib.Path(table).exists():
+        print(f"\nHeld-out evaluation ({table}):")
+        print(pathlib.Path(table).read_text(encoding="utf-8").strip())
+    print(
+        f"\nAlso in {workdir}: config.json; per stage DONE (full summary), metrics.jsonl, "
+        "tensorboard/, checkpoints/ (training stages)."
+    )
 
 
 def main(argv) -> int:

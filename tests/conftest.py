@@ -9,6 +9,9 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No persistent XLA cache in tests (experiments.common.setup would turn it on process-wide, and
+# cached multi-device CPU programs deadlocked collectives in later sharded tests).
+os.environ.pop("JINA_JAX_XLA_CACHE", None)
 
 import pytest
 
