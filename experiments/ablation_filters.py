@@ -295,9 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_outputs(
         args.out, name=NAME, table=table, config=config, results=rows, started=started, notes=notes
     )
-    print(table)
-    print("\n".join(notes))
-    print(f"wrote {args.out / 'results.md'}")
     return 0
 
 

@@ -76,7 +76,7 @@ def write_outputs(
     notes: Sequence[str] = (),
 ) -> None:
     """results.md (table + notes), results.json, and config.json with the git revision, the
-    command line and the wall time, all in ``out``."""
+    command line and the wall time, all in ``out``; then the table and notes on the console."""
     out.mkdir(parents=True, exist_ok=True)
     seconds = round(time.perf_counter() - started, 1)
     revision = git_revision()
@@ -103,6 +103,9 @@ def write_outputs(
         f"git {revision.get('commit')}{dirty}; {seconds}s wall; settings in config.json.",
     ]
     (out / "results.md").write_text("\n".join(body).rstrip() + "\n")
+    print(table)
+    print("\n".join(notes))
+    print(f"wrote {out / 'results.md'}")
 
 
 def held_out_scores(

@@ -205,9 +205,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         started=started,
         notes=notes,
     )
-    print(table)
-    print("\n".join(notes))
-    print(f"wrote {args.out / 'results.md'}")
     return 0
 
 

@@ -170,6 +170,16 @@ def segment_mask(segment_ids: jax.Array) -> jax.Array:
     return same & (segment_ids[:, None, :] > 0)
 
 
+def encoder_mask(input_ids, attention_mask=None, segment_ids=None) -> jax.Array:
+    """The encoders' attention mask: ``[B, L, L]`` within-text for packed rows (``segment_ids``),
+    else ``[B, L]`` from ``attention_mask`` (all ones when absent)."""
+    if segment_ids is not None:
+        return segment_mask(segment_ids)
+    if attention_mask is None:
+        return jnp.ones(input_ids.shape, bool)
+    return attention_mask.astype(bool)
+
+
 def _mask_bias(key_mask: jax.Array) -> jax.Array:
     """``[B, Lk]`` bool -> additive ``[B, 1, 1, Lk]``: 0 for real keys, ``MASK_VALUE`` for padding
     (``[B, Lq, Lk]`` -> ``[B, 1, Lq, Lk]``).

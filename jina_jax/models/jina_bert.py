@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jina_jax.models.attention import alibi_bias_fn, segment_mask
+from jina_jax.models.attention import alibi_bias_fn, encoder_mask
 from jina_jax.models.layers import Dense, Embed, LayerNorm, SelfAttention, activation
 
 FEED_FORWARD_TYPES = ("original", "geglu", "reglu")
@@ -195,14 +195,9 @@ class BertEncoder(nn.Module):
         """``segment_ids``/``position_ids`` ``[B, L]``: packed rows (several texts per row,
         see ``jina_jax.data.pipeline.pack_sequences``); attention stays within a text and
         absolute positions restart at each text. ``attention_mask`` is then ignored."""
-        if attention_mask is None:
-            attention_mask = jnp.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
-        if segment_ids is not None:
-            key_mask = segment_mask(segment_ids)
-        else:
-            key_mask = attention_mask.astype(bool)
+        key_mask = encoder_mask(input_ids, attention_mask, segment_ids)
         x = self.embeddings(input_ids, token_type_ids, deterministic, position_ids)
         for layer in self.layers:
             x = layer(x, key_mask, deterministic)

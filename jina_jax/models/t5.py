@@ -12,7 +12,7 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jina_jax.models.attention import segment_mask, t5_bias_fn
+from jina_jax.models.attention import encoder_mask, t5_bias_fn
 from jina_jax.models.layers import Dense, Embed, RMSNorm, SelfAttention, activation, partitioned
 
 FEED_FORWARD_PROJ = ("relu", "gated-gelu", "gated-relu", "gelu")
@@ -140,12 +140,7 @@ class T5Encoder(nn.Module):
         del token_type_ids, position_ids  # no segment embeddings; positions are relative
         cfg = self.config
         dtype = cfg.compute_dtype
-        if attention_mask is None:
-            attention_mask = jnp.ones_like(input_ids)
-        if segment_ids is not None:
-            key_mask = segment_mask(segment_ids)
-        else:
-            key_mask = attention_mask.astype(bool)
+        key_mask = encoder_mask(input_ids, attention_mask, segment_ids)
         x = Embed(
             cfg.vocab_size, cfg.d_model, init_std=cfg.initializer_factor, dtype=dtype, name="shared"
         )(input_ids)
