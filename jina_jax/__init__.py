@@ -7,6 +7,7 @@ vectors = jina_jax.encode(model, texts, batch_size=32, max_length=512)
 __version__ = "0.1.0"
 
 from jina_jax.encoding import encode
-from jina_jax.model import Model, load_model
+from jina_jax.loading import load_model
+from jina_jax.model import Model
 
 __all__ = ["Model", "encode", "load_model"]

@@ -1,11 +1,10 @@
-"""``Model``: an encoder config, its parameters, its tokenizer and how it pools — everything
-``encode``, the evaluators and the exporters need — and ``load_model`` for any folder we read."""
+"""``Model``: an encoder config, its parameters, its tokenizer and how it pools: everything
+``encode``, the evaluators and the exporters need. Loading lives in ``jina_jax.loading``."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from typing import Any
 
 import flax.linen as nn
@@ -29,23 +28,3 @@ class Model:
     @property
     def dim(self) -> int:
         return self.config.hidden_size
-
-
-def load_model(path: str | os.PathLike, **config_overrides) -> Model:
-    """Loads a Hugging Face / sentence-transformers folder, a ``jina_jax.convert`` output, a
-    training workdir (its latest checkpoint) or a local alias such as ``all-MiniLM-L6-v2``."""
-    from jina_jax import checkpoints
-    from jina_jax.hf.io import load_hf
-    from jina_jax.hf.local_models import resolve
-
-    folder = resolve(path)
-    if not folder.exists():
-        raise FileNotFoundError(f"{folder} does not exist")
-    if (folder / checkpoints.MODEL_FILE).exists():
-        return checkpoints.load_model_from_workdir(folder, **config_overrides)
-    if (folder / "config.json").exists():
-        return load_hf(folder, **config_overrides)
-    raise FileNotFoundError(
-        f"{folder}: neither a Hugging Face folder (config.json) nor a jina_jax workdir "
-        f"({checkpoints.MODEL_FILE})"
-    )
