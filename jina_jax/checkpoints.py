@@ -1,12 +1,11 @@
-"""Workdir layout and orbax checkpoints.
-
-A workdir (a training run, or the output of ``jina_jax.convert``) holds::
+"""Model folders: a training stage's folder, or the output of ``jina_jax.convert``::
 
     model.json           encoder config, pooling, normalisation, max length
     tokenizer/           the tokenizer, as Hugging Face files
     checkpoints/<step>/  orbax items: params (+ opt_state, data, meta while training)
 
-``jina_jax.export`` reads the latest ``params`` item; training resumes from the whole step.
+``load_model_from_workdir`` reads model.json, the tokenizer and the latest ``params`` item
+(``jina_jax.training.checkpointing`` writes and restores the checkpoints themselves).
 """
 
 from __future__ import annotations
@@ -19,13 +18,31 @@ from typing import Any
 import flax.linen as nn
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-from jina_jax.models import config_from_dict, config_to_dict
+from jina_jax.errors import CheckpointMismatchError
+from jina_jax.model import Model
+from jina_jax.models import config_from_dict, config_to_dict, init_params
+from jina_jax.tokenization import load_tokenizer
+from jina_jax.training.checkpointing import (
+    CHECKPOINT_DIR,
+    latest_step,
+    restore_params,
+    save_params,
+)
 
 MODEL_FILE = "model.json"
 TOKENIZER_DIR = "tokenizer"
-CHECKPOINT_DIR = "checkpoints"
+__all__ = [
+    "CHECKPOINT_DIR",
+    "MODEL_FILE",
+    "TOKENIZER_DIR",
+    "latest_step",
+    "load_model_from_workdir",
+    "read_model_spec",
+    "restore_params",
+    "save_params",
+    "write_model_spec",
+]
 
 PathLike = str | os.PathLike
 
@@ -54,44 +71,8 @@ def read_model_spec(workdir: PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: invalid JSON ({e})") from e
 
 
-def checkpoint_manager(workdir: PathLike, *, max_to_keep: int | None = 3, create: bool = True):
-    directory = pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
-    return ocp.CheckpointManager(directory, options=options)
-
-
-def save_params(workdir: PathLike, step: int, params) -> None:
-    """Saves a bare ``params`` item (what ``convert`` writes; training adds more items)."""
-    with checkpoint_manager(workdir) as manager:
-        manager.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(params)))
-        manager.wait_until_finished()
-
-
-def latest_step(workdir: PathLike) -> int | None:
-    directory = pathlib.Path(workdir) / CHECKPOINT_DIR
-    if not directory.exists():
-        return None
-    with checkpoint_manager(workdir, create=False) as manager:
-        return manager.latest_step()
-
-
-def restore_params(workdir: PathLike, step: int | None = None, abstract=None):
-    """The ``params`` item of ``step`` (default: latest), as numpy arrays on the host."""
-    with checkpoint_manager(workdir, create=False) as manager:
-        step = manager.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"{pathlib.Path(workdir) / CHECKPOINT_DIR}: no checkpoint")
-        # Without a target the item comes back as saved; callers check shapes against the config
-        # and name what differs (orbax's own message would not).
-        restore = ocp.args.StandardRestore(abstract)
-        restored = manager.restore(step, args=ocp.args.Composite(params=restore))
-    return jax.tree.map(np.asarray, restored["params"]), step
-
-
 def abstract_params(config) -> Any:
     """Shapes/dtypes of the encoder parameters, for a restore that checks shapes."""
-    from jina_jax.models import init_params
-
     shapes = jax.eval_shape(lambda: init_params(config, jax.random.key(0)))
     shapes = nn.meta.unbox(shapes)
     cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
@@ -99,9 +80,6 @@ def abstract_params(config) -> Any:
 
 
 def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config_overrides):
-    from jina_jax.model import Model
-    from jina_jax.tokenization import load_tokenizer
-
     workdir = pathlib.Path(workdir)
     spec = read_model_spec(workdir)
     config = config_from_dict({**spec["config"], **config_overrides})
@@ -136,4 +114,6 @@ def check_params_match(params, config, source: str) -> None:
         if k in flat_got and tuple(flat_got[k]) != tuple(v)
     ]
     if problems:
-        raise ValueError(f"{source}: checkpoint does not match model.json: " + "; ".join(problems))
+        raise CheckpointMismatchError(
+            f"{source}: checkpoint does not match model.json: " + "; ".join(problems)
+        )

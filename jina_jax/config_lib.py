@@ -1,27 +1,27 @@
-"""Building blocks of the configs in ``configs/``: one place that says what a config contains.
+"""What a run config contains: every key, its default and what it means, in one place.
 
-A run config (``ml_collections.ConfigDict``, locked so that a misspelt key is an error that names
-the close matches):
+A config file (``configs/*.py``) has ``get_config(arg)`` returning ``base_config()`` with some
+values changed, locked, so that a misspelt key (in the file or as ``--config.x=y``) is an error
+that names the close matches. The code reads these keys as attributes, with no defaults of its
+own. ``:local`` (``shrink_for_local``) turns any config into a CPU smoke run of the same stages.
 
-    seed, stages                       which stages run, in order: mlm, pairs, triplets, evaluate, export
-    model                              encoder fields (jina_jax.models.BertConfig / T5Config)
-    tokenizer, init_from               tokenizer source; optional starting weights (HF folder/alias/workdir)
-    pooling, normalize, max_length     how the exported embedding model pools and truncates
-    data                               where the (starter) corpus lives and how to build it
-    mesh, sharding_rules, distributed  device mesh, logical-axis rules, multi-host settings
-    mlm, pairs, triplets               one block per training stage (steps, batch, lengths, loss,
-                                       datasets, optimizer, checkpoint cadence, grad_cache_chunk)
-    evals                              evaluators: name -> dict(type=..., every=...)
-    export                             export options
+Model fields (``config.model``) are those of the architecture's config class
+(``jina_jax.models.BertConfig`` / ``T5Config``, where their defaults live); a field left at None
+takes that default, or, with ``init_from``, the imported model's value.
 """
 
 from __future__ import annotations
 
-from ml_collections import ConfigDict
+import dataclasses
+import json
 
+from ml_collections import ConfigDict, config_dict
+
+from jina_jax.models import ARCHITECTURES
 from jina_jax.sharding import DEFAULT_RULES
 
-# Sizes from the papers (SPEC §1, §2); head_dim is 64 throughout.
+# Sizes from the papers (jina-embeddings v2: Günther et al. 2023, arXiv 2310.19923; v1: Günther
+# et al. 2023, arXiv 2307.11224); head_dim is 64 throughout.
 JINA_BERT_SIZES = {
     "small": dict(
         hidden_size=512,
@@ -56,26 +56,54 @@ LOCAL_JINA_BERT = dict(
 )
 LOCAL_T5 = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4)
 
+STAGE_KINDS = ("mlm", "pairs", "triplets")  # training stages; each has a config block
+
 
 def parse_args(arg: str | None) -> set[str]:
     """``path.py:local,foo`` -> {"local", "foo"}."""
     return {a.strip() for a in (arg or "").split(",") if a.strip()}
 
 
+def model_block(arch: str = "bert", **values) -> ConfigDict:
+    """``config.model``: ``arch`` plus every field of that architecture's config class, None
+    (= the class default, or the imported model's value with ``init_from``) unless given."""
+    fields = dataclasses.fields(ARCHITECTURES[arch].config_cls)
+    block = {f.name: config_dict.placeholder(_field_type(f)) for f in fields if f.name != "arch"}
+    block = ConfigDict({"arch": arch, **block})
+    block.update(values)
+    return block
+
+
+def _field_type(field: dataclasses.Field) -> type:
+    kind = field.type if isinstance(field.type, type) else type(field.default)
+    return kind
+
+
 def optimizer(
     lr: float, warmup_steps: int, schedule: str = "linear", weight_decay: float = 0.01
 ) -> ConfigDict:
+    """AdamW with warmup then decay, global-norm clipping; no weight decay on biases and norms."""
     return ConfigDict(
         dict(
-            lr=lr,
-            warmup_steps=warmup_steps,
-            schedule=schedule,
-            end_lr_ratio=0.0,
+            lr=lr,  # peak learning rate
+            warmup_steps=warmup_steps,  # linear warmup from 0
+            schedule=schedule,  # linear | cosine | constant decay after warmup
+            end_lr_ratio=0.0,  # final lr as a fraction of the peak
             weight_decay=weight_decay,
             b1=0.9,
             b2=0.999,
             eps=1e-6,
-            clip_norm=1.0,
+            clip_norm=1.0,  # global-norm gradient clipping
+        )
+    )
+
+
+def checkpoint(every: int, keep: int = 3) -> ConfigDict:
+    return ConfigDict(
+        dict(
+            every=every,  # save every this many steps (and at the last step)
+            keep=keep,  # newest checkpoints kept
+            async_save=True,  # write in the background while training goes on
         )
     )
 
@@ -89,108 +117,129 @@ def dataset(
     passage_prefix: str = "",
     in_batch_negatives: bool = True,
 ) -> ConfigDict:
-    """One training dataset: ``source`` is ``starter:<name>`` (the offline starter corpus), a local
-    file/folder (jsonl[.gz], parquet, HF datasets folder) or a hub dataset name."""
+    """One training dataset of a pairs/triplets stage."""
     return ConfigDict(
         dict(
+            # starter:<kind>/<name> (the offline starter corpus), a local file or folder
+            # (jsonl[.gz], parquet, HF datasets, TFDS), or a hub dataset name
             source=source,
-            scale=scale,
-            batch_size=batch_size,
-            query_prefix=query_prefix,
-            passage_prefix=passage_prefix,
-            in_batch_negatives=in_batch_negatives,
+            scale=scale,  # s_i: batches come from dataset i with probability ∝ size_i * s_i
+            batch_size=batch_size,  # GLOBAL batch (all hosts and devices), in pairs
+            query_prefix=query_prefix,  # prepended to every query (e.g. "query: ")
+            passage_prefix=passage_prefix,  # prepended to positives and negatives
+            in_batch_negatives=in_batch_negatives,  # other rows' positives count as negatives
+        )
+    )
+
+
+def _training_block(steps: int, lr: float, warmup: int, save_every: int, log_every: int) -> dict:
+    """Keys every training stage has."""
+    return dict(
+        steps=steps,  # total optimizer steps of the stage
+        optimizer=optimizer(lr, warmup),
+        log_every=log_every,  # metrics.jsonl / TensorBoard / progress-bar cadence
+        checkpoint=checkpoint(save_every),
+        prefetch=2,  # batches built ahead on a host thread while the devices compute
+        # Regular expressions over parameter paths ("layer_0/mlp/wo/kernel") that start from a
+        # fresh initialisation instead of the starting weights (big_vision's dont_load). Any
+        # other parameter the starting weights lack, or hold in another shape, is an error.
+        reinit=(),
+    )
+
+
+def mlm_block() -> ConfigDict:
+    """Stage 0 of v2: masked-LM pretraining of the backbone (30% whole-word masking, 80/10/10)."""
+    return ConfigDict(
+        dict(
+            **_training_block(100_000, 1e-4, 10_000, save_every=2000, log_every=50),
+            batch_size=256,  # documents per global batch
+            max_length=512,  # tokens per document (truncated)
+            mask_prob=0.3,  # fraction of words masked
+            data="starter:mlm",  # text source: starter:mlm[/<name>], a .txt/.jsonl file, ...
+        )
+    )
+
+
+def contrastive_block(kind: str) -> ConfigDict:
+    """A pairs (stage 1) or triplets (stage 2, hard negatives) block."""
+    triplets = kind == "triplets"
+    return ConfigDict(
+        dict(
+            **_training_block(
+                10_000 if triplets else 100_000,
+                2e-5 if triplets else 5e-5,
+                200 if triplets else 1000,
+                save_every=1000 if triplets else 2000,
+                log_every=50,
+            ),
+            query_max_length=64,  # query tokens (truncated)
+            passage_max_length=512,  # positive / negative tokens (truncated)
+            # Several texts per row, attention kept within each text: each embedding equals the
+            # unpacked one, with far less padding. Off: one text per row.
+            pack=True,
+            pack_row_steps=8,  # packed row counts per doubling (fewer: fewer compiled shapes)
+            pad_to_max_length=False,  # unpacked rows: pad to the max length (one shape)
+            # GradCache (Gao et al. 2021): the gradient of the whole batch computed in chunks of
+            # this many rows (packed or not), so memory is bounded by the chunk, not the batch.
+            # 0 = off. Rows are rounded up to a multiple of it.
+            grad_cache_chunk=0,
+            loss="infonce",  # infonce | v1 (InfoNCE + v1's triplet margin term)
+            temperature=0.05,  # InfoNCE tau (unconfirmed in the papers)
+            margin=0.05,  # v1's triplet margin (unconfirmed)
+            triplet_weight=1.0,  # weight of v1's triplet term
+            num_negatives=15 if triplets else 0,  # hard negatives per query (v2 uses 15)
+            datasets=ConfigDict(),  # name -> dataset(...)
         )
     )
 
 
 def base_config() -> ConfigDict:
     c = ConfigDict()
-    c.seed = 0
+    c.seed = 0  # parameter init, dropout, batch order
     # Dropout PRNG. "threefry2x32" gives the same masks under any mesh. "rbg" is several times
     # faster on CPU (dropout dominated a MiniLM step there) for single-device runs, but with
     # several CPU devices its sharded bit generation deadlocked XLA's CPU collectives here.
     c.prng_impl = "threefry2x32"
+    # In order; each starts from the previous model stage's weights. Training: mlm, pairs,
+    # triplets. Others: import (init_from as a checkpoint), encode, evaluate, export,
+    # verify_export.
     c.stages = ("pairs", "triplets", "export")
-    c.model = ConfigDict(dict(arch="bert"))
+    c.model = model_block("bert")
     c.tokenizer = "jina_v2"  # jina_v2 | sentencepiece (trained on the MLM text) | a path or alias
     c.tokenizer_vocab_size = 8000  # for a trained SentencePiece tokenizer
-    c.init_from = ""
-    c.pooling = "mean"
-    c.normalize = False
-    c.max_length = 512
+    c.init_from = ""  # starting weights: an HF folder, alias or workdir; "" = random init
+    c.pooling = "mean"  # mean | cls: how token states become one embedding
+    c.normalize = False  # exported model L2-normalises its embeddings
+    c.max_length = 512  # tokens per text when the exported model encodes
+    c.compilation_cache = False  # persistent XLA cache (~/.cache/jina_jax/xla)
 
-    c.data = ConfigDict(dict(dir="data_cache/starter", build_starter=True, max_pairs_per_dataset=0))
+    c.data = ConfigDict(
+        dict(
+            dir="data_cache/starter",  # the offline starter corpus
+            build_starter=True,  # build it on first use when a stage needs it
+            max_pairs_per_dataset=0,  # cap per starter pair dataset when building (0 = none)
+        )
+    )
 
-    c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))
-    c.sharding_rules = tuple(tuple(rule) for rule in DEFAULT_RULES)
+    c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # device mesh; one axis may be -1
+    c.sharding_rules = tuple(tuple(rule) for rule in DEFAULT_RULES)  # logical axis -> mesh axes
     # Multi-host: jax.distributed.initialize() reads the cluster from the environment on TPU pods
     # and SLURM; set coordinator_address/num_processes/process_id for anything else.
     c.distributed = ConfigDict(
         dict(enabled=False, coordinator_address="", num_processes=0, process_id=-1)
     )
 
-    c.mlm = ConfigDict(
-        dict(
-            steps=100_000,
-            batch_size=256,
-            max_length=512,
-            mask_prob=0.3,
-            data="starter:mlm",
-            optimizer=optimizer(1e-4, 10_000, weight_decay=0.01),
-            log_every=50,
-            grad_cache_chunk=0,
-            checkpoint=ConfigDict(dict(every=2000, keep=3)),
-        )
-    )
-    c.pairs = ConfigDict(
-        dict(
-            steps=100_000,
-            query_max_length=64,
-            passage_max_length=512,
-            pad_to_max_length=False,
-            # Several texts per row (attention kept within each text): far less padding than
-            # padding every text to the batch's longest (2.1x sentence-transformers' training
-            # speed for MiniLM on CPU, benchmarks/RESULTS.md); excludes GradCache.
-            pack=True,
-            pack_row_steps=8,  # packed row counts: this many buckets per doubling
-            loss="infonce",
-            temperature=0.05,  # (unconfirmed) SPEC §3
-            margin=0.05,
-            triplet_weight=1.0,
-            num_negatives=0,
-            datasets=ConfigDict(),
-            optimizer=optimizer(5e-5, 1000),
-            log_every=50,
-            grad_cache_chunk=0,
-            checkpoint=ConfigDict(dict(every=2000, keep=3)),
-        )
-    )
-    c.triplets = ConfigDict(
-        dict(
-            steps=10_000,
-            query_max_length=64,
-            passage_max_length=512,
-            pad_to_max_length=False,
-            # Several texts per row (attention kept within each text): far less padding than
-            # padding every text to the batch's longest (2.1x sentence-transformers' training
-            # speed for MiniLM on CPU, benchmarks/RESULTS.md); excludes GradCache.
-            pack=True,
-            pack_row_steps=8,  # packed row counts: this many buckets per doubling
-            loss="infonce",
-            temperature=0.05,  # (unconfirmed)
-            margin=0.05,  # (unconfirmed) v1's triplet margin
-            triplet_weight=1.0,
-            num_negatives=15,
-            datasets=ConfigDict(),
-            optimizer=optimizer(2e-5, 200),
-            log_every=50,
-            grad_cache_chunk=0,
-            checkpoint=ConfigDict(dict(every=1000, keep=3)),
-        )
-    )
+    c.mlm = mlm_block()
+    c.pairs = contrastive_block("pairs")
+    c.triplets = contrastive_block("triplets")
+
+    # name -> dict(type=<evaluator>, every=<steps; 0 = only in the 'evaluate' stage>, args...)
     c.evals = ConfigDict()
-    c.evaluate = ConfigDict(dict(baselines=("tfidf",)))  # compared with the model in 'evaluate'
-    c.export = ConfigDict(dict(auto_map="local"))
+    # models compared with ours in 'evaluate': "tfidf", or any model path/alias
+    c.evaluate = ConfigDict(dict(baselines=("tfidf",)))
+    c.export = ConfigDict(dict(auto_map="local"))  # local | official (JinaBERT modeling code)
+    c.sample_texts = 200  # real sentences embedded by 'encode' and compared by 'verify_export'
+    c.encode = ConfigDict(dict(batch_size=32, max_length=256))  # the 'encode' stage
     return c
 
 
@@ -244,7 +293,6 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     """JinaBERT: MLM pretraining (stage 0), pairs (InfoNCE), hard negatives (InfoNCE + 15 negatives)."""
     c = base_config()
     c.model.update(
-        arch="bert",
         vocab_size=30528,
         position_embedding_type="alibi",
         max_position_embeddings=8192,
@@ -259,7 +307,8 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     # Pod settings: global batch 4096 pairs at 512 tokens (v2-base); FSDP for large.
     c.mesh = ConfigDict(dict(data=-1, fsdp=1 if size != "large" else 8, tensor=1))
     c.pairs.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=4096)
-    c.pairs.update(grad_cache_chunk=512, pack=False)  # GradCache splits rows, so no packing
+    # Packed rows in GradCache chunks of 512 rows: the global batch in chunk-sized memory.
+    c.pairs.grad_cache_chunk = 512
     c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=128)
     # The starter corpus mines one hard negative per query; the paper's data has 15.
     c.triplets.num_negatives = 1
@@ -268,7 +317,7 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     if "local" in args:
         c.model.update(dtype="float32", remat=False, **LOCAL_JINA_BERT)
         c.max_length = 512
-        c.pairs.update(grad_cache_chunk=0, pack=True)
+        c.pairs.grad_cache_chunk = 0
         shrink_for_local(c)
     c.lock()
     return c
@@ -292,7 +341,7 @@ def heldout_evals(every: int = 0, max_queries: int | None = None) -> ConfigDict:
 def jina_v1_config(size: str, args: set[str]) -> ConfigDict:
     """T5 encoder: pairs (InfoNCE), then triplets with v1's loss (InfoNCE + reverse + margin)."""
     c = base_config()
-    c.model.update(arch="t5", vocab_size=32128, feed_forward_proj="relu", **T5_SIZES[size])
+    c.model = model_block("t5", vocab_size=32128, feed_forward_proj="relu", **T5_SIZES[size])
     c.tokenizer = "sentencepiece"  # or the t5 folder's spiece.model when init_from is set
     c.max_length = 512
     c.stages = ("pairs", "triplets", "export")
@@ -306,3 +355,60 @@ def jina_v1_config(size: str, args: set[str]) -> ConfigDict:
         shrink_for_local(c)
     c.lock()
     return c
+
+
+def model_overrides(config: ConfigDict) -> dict:
+    """The model fields a config sets (None = the architecture default / the imported value)."""
+    return {k: v for k, v in config.model.to_dict().items() if v is not None}
+
+
+# Keys of a training block that may change when a stage resumes: they do not change what the
+# steps already taken computed. Every other key is part of the stage's fingerprint.
+RESUMABLE_KEYS = ("steps", "log_every", "checkpoint", "prefetch")
+# Run-level keys that decide what every stage produces (mesh, sharding and multi-host settings
+# do not: a run may resume on another cluster).
+IDENTITY_KEYS = (
+    "seed",
+    "prng_impl",
+    "model",
+    "tokenizer",
+    "tokenizer_vocab_size",
+    "init_from",
+    "pooling",
+    "normalize",
+    "max_length",
+    "data",
+)
+# What each non-training stage's result depends on, besides the model it is given.
+STAGE_KEYS = {
+    "import": (),
+    "encode": ("encode", "sample_texts"),
+    "evaluate": ("evals", "evaluate"),
+    "export": ("export",),
+    "verify_export": ("sample_texts",),
+}
+
+
+def _plain(value):
+    return value.to_dict() if isinstance(value, ConfigDict) else value
+
+
+def stage_fingerprint(config: ConfigDict, stage: str) -> dict:
+    """The config values that decide what ``stage`` produces: the run-level identity keys, and
+    for this stage and every model stage before it (they made its starting weights) their
+    blocks. A training stage's own ``RESUMABLE_KEYS`` are left out, so a run can resume with
+    more steps; earlier stages' steps are in. JSON-plain (lists, not tuples)."""
+    stages = list(config.stages)
+    chain = stages[: stages.index(stage) + 1]
+    blocks = {}
+    for name in chain:
+        if name in STAGE_KINDS:
+            block = config[name].to_dict()
+            if name == stage:
+                block = {k: v for k, v in block.items() if k not in RESUMABLE_KEYS}
+            blocks[name] = block
+        elif name == stage:
+            blocks[name] = {k: _plain(config[k]) for k in STAGE_KEYS.get(name, ()) if k in config}
+    out = {k: _plain(config[k]) for k in IDENTITY_KEYS if k in config}
+    out["stages"] = blocks
+    return json.loads(json.dumps(out, default=str))

@@ -2,17 +2,16 @@
 from one pass over the whole document (``late_chunking``). Used by evaluation, benchmarks, export
 checks and the mteb adapter.
 
-Batching (why it looks like this; numbers in benchmarks/RESULTS.md):
+Batching (why it looks like this; measurements in benchmarks/RESULTS.md):
 - Texts are tokenised once, sorted by length (longest first) and cut into batches in that order,
   so each batch holds texts of nearly the same length.
 - A batch's length is padded up to a bucket from ``encode_buckets``: multiples of 16 up to 128,
-  then four steps per octave (160, 192, 224, 256, 320, ...). Padding stays under 25 % (12 % on
-  the benchmark's real texts, against 40 % with power-of-two buckets) while the whole 8192-token
-  range has only 32 lengths to compile for.
+  then four steps per octave (160, 192, 224, 256, 320, ...). A row is padded by less than a
+  quarter of its length, and the whole 8192-token range has only 32 lengths to compile for.
 - A batch holds ``min(batch_size, max_batch_tokens // length)`` rows, at least one
   (``default_max_batch_tokens``: 1024 on CPU, 16384 on accelerators). Long buckets thus get fewer
-  rows automatically: an 8192-token document runs alone and memory stays bounded. On CPU, blocks
-  of ~1k tokens also stay in cache and cost less per token than 32 x 256 blocks.
+  rows automatically: an 8192-token document runs alone and memory stays bounded. On CPU, small
+  blocks also stay in cache and cost less per token than large ones.
 - Each bucket therefore has one shape, ``(rows, length)``; only a final partial batch is padded
   to fewer rows (a power of two), so a single query is not padded to 32 rows.
 - Batch k + 1 is dispatched (asynchronously) before batch k is read back, so host-side padding
@@ -33,51 +32,21 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jina_jax.data.buckets import bucket_for, encode_buckets
 from jina_jax.models import build_encoder
 from jina_jax.models.pooling import l2_normalize, pool
 
 log = logging.getLogger(__name__)
 
-MIN_BUCKET = 16
-
 
 def default_max_batch_tokens() -> int:
     """Padded tokens per encode batch (rows x length) when the caller gives none.
 
-    CPU: 1024. Blocks that small keep activations in cache; on 2 cores they took ~17 % less CPU
-    time per text than 32 x 256 blocks (benchmarks/RESULTS.md), and long documents run one per
-    batch. Accelerators: 16384, enough rows to keep them busy (two 8192-token documents).
+    CPU: 1024. Blocks that small keep activations in cache (cheaper per text than 32 x 256 blocks
+    on the development machine, benchmarks/RESULTS.md), and long documents run one per batch.
+    Accelerators: 16384, enough rows to keep them busy (two 8192-token documents).
     """
     return 1024 if jax.default_backend() == "cpu" else 16384
-
-
-def bucket_lengths(max_length: int) -> list[int]:
-    """Power-of-two lengths (16, 32, 64, ... max_length): the training pipeline's buckets."""
-    buckets, n = [], MIN_BUCKET
-    while n < max_length:
-        buckets.append(n)
-        n *= 2
-    return [*buckets, max_length]
-
-
-def encode_buckets(max_length: int, steps_per_octave: int = 4) -> list[int]:
-    """Inference buckets: multiples of 16 up to ``16 * 2 * steps_per_octave`` (128), then
-    ``steps_per_octave`` evenly spaced lengths per doubling (160, 192, 224, 256, 320, ...), capped
-    at ``max_length``. Finer than ``bucket_lengths``: inference has no optimizer state to
-    recompile, and padding waste costs every text."""
-    buckets, n = [], MIN_BUCKET
-    while n < max_length:
-        buckets.append(n)
-        octave = 1 << (n.bit_length() - 1)  # largest power of two <= n
-        n += max(MIN_BUCKET, octave // steps_per_octave)
-    return [*buckets, max_length]
-
-
-def bucket_for(length: int, buckets: Sequence[int]) -> int:
-    for b in buckets:
-        if length <= b:
-            return b
-    return buckets[-1]
 
 
 @functools.lru_cache(maxsize=32)
@@ -108,13 +77,9 @@ def _check_texts(texts, caller: str = "encode") -> list[str]:
 
 def _check_max_length(model, max_length: int | None) -> int:
     max_length = int(max_length or model.max_length)
-    if (
-        max_length > model.config.max_length
-        and getattr(model.config, "position_embedding_type", "relative") == "absolute"
-    ):
-        raise ValueError(
-            f"max_length {max_length} exceeds the {model.config.max_length} positions of this model"
-        )
+    limit = model.config.position_limit
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length {max_length} exceeds the {limit} positions of this model")
     return max_length
 
 

@@ -1,22 +1,19 @@
-"""Training losses (SPEC §3): contrastive InfoNCE, v1's triplet term, MLM, and whole-word masking.
+"""Training losses: contrastive InfoNCE (jina-embeddings v1/v2, Günther et al. 2023/2024), v1's
+triplet margin term, and masked-LM cross-entropy.
 
-The JAX losses are pure functions of the GLOBAL batch. They run inside one `jax.jit` whose inputs
+The losses are pure functions of the GLOBAL batch. They run inside one `jax.jit` whose inputs
 are sharded over the "data" axis; the compiler inserts the all-gathers (and their transposes in
 the backward pass), so no device offsets or rank-dependent labels appear here. Similarities and
-cross-entropies are computed in float32 whatever the embedding dtype.
-
-`whole_word_mask` is NumPy: it runs in the host input pipeline, before batches reach devices.
+cross-entropies are computed in float32 whatever the embedding dtype. (Whole-word masking runs
+on the host: ``jina_jax.data.masking``.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-IGNORE_INDEX = -100  # label value for positions that take no part in the MLM loss
+from jina_jax.data.masking import IGNORE_INDEX
 
 
 def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
@@ -29,11 +26,6 @@ def _dot(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
     # HIGHEST: on TPU the default f32 matmul runs in bf16 passes, too coarse for logits scaled by
     # 1/temperature = 20.
     return jnp.einsum(spec, a, b, precision=jax.lax.Precision.HIGHEST)
-
-
-def cosine_similarity_matrix(a: jax.Array, b: jax.Array) -> jax.Array:
-    """a [N, D], b [M, D] -> cosine similarities [N, M] float32."""
-    return _dot("nd,md->nm", _l2_normalize(a), _l2_normalize(b))
 
 
 def _cross_entropy_diagonal(logits: jax.Array) -> jax.Array:
@@ -117,7 +109,7 @@ def v1_hard_negative_loss(
     margin: float = 0.05,
     triplet_weight: float = 1.0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """SPEC §3 stage 2, v1: InfoNCE(q->p with n in the denominator) + InfoNCE(p->q)
+    """jina-embeddings v1, stage 2: InfoNCE(q->p with n in the denominator) + InfoNCE(p->q)
     + triplet_weight * triplet margin term. q, p: [B, D]; n: [B, K, D].
 
     Metrics are those of `infonce_loss` plus "infonce_loss" and "triplet_loss"; "loss" is the total.
@@ -146,81 +138,3 @@ def mlm_loss(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, dict[str,
     correct = jnp.logical_and(jnp.argmax(logits, axis=-1) == labels, labelled)
     metrics = {"loss": loss, "accuracy": jnp.sum(correct) / denom, "num_masked": num_masked}
     return loss, metrics
-
-
-def word_starts_from_tokens(tokens: Sequence[Sequence[str]]) -> np.ndarray:
-    """WordPiece tokens per row -> bool [B, L]: True unless the token is a "##" continuation.
-
-    Rows are right-padded with False to the longest row.
-    """
-    width = max((len(row) for row in tokens), default=0)
-    out = np.zeros((len(tokens), width), dtype=bool)
-    for i, row in enumerate(tokens):
-        out[i, : len(row)] = [not token.startswith("##") for token in row]
-    return out
-
-
-def whole_word_mask(
-    input_ids: np.ndarray,
-    word_start: np.ndarray,
-    special: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    mask_prob: float = 0.3,
-    mask_token_id: int,
-    vocab_size: int,
-    replace_probs: tuple[float, float, float] = (0.8, 0.1, 0.1),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Whole-word masking for MLM (SPEC §3 stage 0). Returns (masked_ids, labels), both [B, L].
-
-    input_ids [B, L] int; word_start [B, L] bool, True at the first sub-token of a word;
-    special [B, L] bool, True at CLS/SEP/PAD (never masked).
-
-    Words: a non-special token starts a word if word_start is True or the token before it is
-    special (a row that begins mid-word); every following non-special non-start token belongs to
-    the same word.
-    Selection rule, per row with n non-special tokens: target = floor(mask_prob * n + 0.5)
-    (round half up). The row's words are put in a uniformly random order and we take the prefix
-    of that order whose total token count is closest to the target (ties: the shorter prefix).
-    The count is therefore exact when the boundary word is one token and off by less than half
-    the boundary word's length otherwise, with no systematic bias up or down.
-    Replacement, per chosen token independently: with replace_probs = (mask, random, keep),
-    -> mask_token_id, -> a uniform id in [1, vocab_size) (only id 0, the pad id of the BERT and T5
-    vocabularies here, is excluded; other special ids may be drawn, as in BERT), or unchanged.
-    labels hold the original id at chosen positions and IGNORE_INDEX elsewhere.
-    All randomness comes from `rng`, so a seed fixes the output.
-    """
-    input_ids = np.asarray(input_ids)
-    special = np.asarray(special, dtype=bool)
-    word_start = np.asarray(word_start, dtype=bool)
-    prev_special = np.concatenate([np.ones_like(special[:, :1]), special[:, :-1]], axis=1)
-    starts = ~special & (word_start | prev_special)
-    # word index of each non-special token within its row (-1 at special positions)
-    word_id = np.where(special, -1, np.cumsum(starts, axis=1) - 1)
-
-    chosen = np.zeros(input_ids.shape, dtype=bool)
-    for row in range(input_ids.shape[0]):
-        n_tokens = int(np.sum(~special[row]))
-        n_words = int(np.sum(starts[row]))
-        if n_words == 0:
-            continue
-        target = int(np.floor(mask_prob * n_tokens + 0.5))
-        lengths = np.bincount(word_id[row][~special[row]], minlength=n_words)
-        order = rng.permutation(n_words)
-        counts = np.concatenate([[0], np.cumsum(lengths[order])])  # tokens in each prefix
-        fits = int(np.searchsorted(counts, target, side="right")) - 1  # longest prefix <= target
-        take = fits
-        if fits < n_words and counts[fits + 1] - target < target - counts[fits]:
-            take = fits + 1
-        chosen[row] = np.isin(word_id[row], order[:take]) & ~special[row]
-
-    p_mask, p_random, _ = replace_probs
-    u = rng.random(input_ids.shape)
-    random_ids = rng.integers(1, vocab_size, size=input_ids.shape, dtype=input_ids.dtype)
-    masked_ids = input_ids.copy()
-    to_mask = chosen & (u < p_mask)
-    to_random = chosen & (u >= p_mask) & (u < p_mask + p_random)
-    masked_ids[to_mask] = mask_token_id
-    masked_ids[to_random] = random_ids[to_random]
-    labels = np.where(chosen, input_ids, IGNORE_INDEX)
-    return masked_ids, labels

@@ -6,13 +6,15 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
+from jina_jax import config_lib
 from jina_jax import sharding as shd
+from jina_jax.data.pipeline import contrastive_batch
 from jina_jax.models import BertConfig
-from jina_jax.optim import make_optimizer, weight_decay_mask
-from jina_jax.train import ContrastiveObjective, grad_cache_gradients, make_train_step
-from jina_jax.trainer import init_state, jit_train_step
+from jina_jax.training.loop import init_state, jit_train_step
+from jina_jax.training.objectives import ContrastiveObjective
+from jina_jax.training.optim import make_optimizer, weight_decay_mask
+from jina_jax.training.step import grad_cache_gradients, make_train_step
 
 TINY = BertConfig(
     vocab_size=96,
@@ -23,30 +25,28 @@ TINY = BertConfig(
     hidden_dropout=0.1,
     add_pooler=False,
 )
-OPT = ConfigDict(dict(lr=1e-3, warmup_steps=2, schedule="linear", weight_decay=0.01, clip_norm=1.0))
+OPT = config_lib.optimizer(1e-3, 2, schedule="linear", weight_decay=0.01)
 
 
-def _batch(b=8, k=2, seed=0):
+def _batch(b=8, k=2, seed=0, pack=False, row_multiple=1):
+    """Random token texts of ragged lengths: b queries (<= 12 tokens), b positives and b x k
+    hard negatives (<= 16), one text per row (or packed)."""
     rng = np.random.default_rng(seed)
 
-    def ids(*shape):
-        x = rng.integers(1, 96, size=shape).astype(np.int32)
-        m = np.ones(shape, np.int32)
-        m[..., shape[-1] - rng.integers(0, 5) :] = 0  # ragged padding
-        m[..., 0] = 1
-        return x * m, m
+    def texts(n, length):
+        return [
+            rng.integers(1, 96, size=length - rng.integers(0, 5)).astype(np.int32) for _ in range(n)
+        ]
 
-    q, qm = ids(b, 12)
-    p, pm = ids(b, 16)
-    n, nm = ids(b, k, 16)
-    return {
-        "query_ids": q,
-        "query_mask": qm,
-        "pos_ids": p,
-        "pos_mask": pm,
-        "neg_ids": n,
-        "neg_mask": nm,
-    }
+    batch = contrastive_batch(
+        texts(b, 12),
+        texts(b, 16) + texts(b * k, 16),
+        max_length=16,
+        pad_id=0,
+        pack=pack,
+        row_multiple=row_multiple,
+    )
+    return {key: v for key, v in batch.items() if isinstance(v, np.ndarray) and v.ndim}
 
 
 def _run_step(mesh, objective, init, batch):
@@ -132,7 +132,7 @@ def test_weight_decay_mask_and_schedule():
         "norm": {"scale": False, "bias": False},
         "emb": {"embedding": True},
     }
-    _, schedule = make_optimizer(ConfigDict(dict(lr=1.0, warmup_steps=4, schedule="linear")), 12)
+    _, schedule = make_optimizer(config_lib.optimizer(1.0, 4, schedule="linear"), 12)
     # warmup 0 -> 1 over 4 steps, then linear to 0 over the remaining 8
     np.testing.assert_allclose(
         [float(schedule(s)) for s in (0, 2, 4, 8, 12)], [0, 0.5, 1.0, 0.5, 0.0], atol=1e-6

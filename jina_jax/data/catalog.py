@@ -29,7 +29,7 @@ def _data_dir(data_cfg) -> pathlib.Path:
     return pathlib.Path(data_cfg.dir)
 
 
-def ensure_data(data_cfg, sources) -> None:
+def ensure_data(data_cfg, sources, embedder_factory=None) -> None:
     """Builds the starter corpus if one of ``sources`` is in it and it is not there yet."""
     if not any(str(s).startswith(STARTER_PREFIX) for s in sources):
         return

@@ -1,14 +1,28 @@
-"""Host-side batches: records -> tokenised, bucket-padded numpy arrays, addressed by step.
+"""Host-side batches: records -> tokenised texts laid out in rows, addressed by step.
 
-`PairBatches.batch_at(step)` and `MLMBatches.batch_at(step)` are pure functions of the step (see
-`jina_jax.data.sampler`), so a training run resumes from `{"step": n}` alone and gets the same
-batches as if it had never stopped. `BatchIterator` walks the steps, optionally computing a few
-ahead in a background thread (tokenisation runs in Rust and releases the GIL).
+One batch schema for every stage (``layout_texts``):
 
-Shapes: lengths are padded to a bucket (16, 32, 64, ... capped at the max length), so a run sees
-a handful of shapes and XLA compiles a handful of programs. The bucket is chosen from the GLOBAL
-batch, so with several hosts every host pads to the same length (each host tokenises the global
-batch and keeps its own contiguous slice; multi-host jit needs equal local shapes).
+    ids, segments, positions   int32 [R, L]  token ids; 1 + the text's index in the batch on its
+                                             tokens (0 = padding); the token's position in its text
+    lengths                    int32 [N]     tokens of each text, in text order
+
+Packed (``pack=True``) rows hold several texts each (first-fit decreasing), unpacked rows one
+text each; the encoder keeps attention within a text either way, so each text's embedding is the
+one it gets alone. Contrastive batches (``tokenize_pairs``) order their texts as the queries, the
+positives, then the hard negatives (row-major per query), and split ``lengths`` into
+``query_lengths [B]`` and ``docs_lengths [B (1 + K)]`` so that B and K are static shapes. MLM
+batches (``MLMBatches``) hold one document per row and add ``labels [R, L]``.
+
+``PairBatches.batch_at(step)`` and ``MLMBatches.batch_at(step)`` are pure functions of the step
+(see ``jina_jax.data.sampler``), so a training run resumes from ``{"step": n}`` alone and gets the
+same batches as if it had never stopped. ``BatchIterator`` walks the steps, computing a few ahead
+in a background thread (tokenisation runs in Rust and releases the GIL).
+
+Shapes: packed rows are ``L = max length`` long and their count is rounded up by ``row_bucket``;
+unpacked rows are padded to a power-of-two bucket (``jina_jax.data.buckets``). A run thus sees a
+handful of shapes and XLA compiles a handful of programs. Row counts are multiples of the batch
+shards, and with several hosts every host gets the same number of rows (each host lays out the
+global batch and keeps its own contiguous slice; multi-host jit needs equal local shapes).
 """
 
 from __future__ import annotations
@@ -21,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from jina_jax.data.buckets import bucket_for, bucket_lengths
+from jina_jax.data.masking import whole_word_mask
 from jina_jax.data.records import PairRecord
 from jina_jax.data.sampler import DatasetSpec, MixtureSampler, as_spec_dict
-from jina_jax.encoding import bucket_for, bucket_lengths
 
 Batch = dict[str, Any]
 
@@ -93,20 +108,49 @@ def pack_sequences(
     }
 
 
-def pad_to_bucket(
-    ids: Sequence[np.ndarray], max_length: int, pad_id: int, length: int | None = None
-):
-    """Token id arrays -> (ids [N, L] int32, mask [N, L] int32); L = bucket of the longest row
-    unless `length` is given."""
-    if length is None:
-        longest = max((len(row) for row in ids), default=1)
-        length = bucket_for(longest, bucket_lengths(max_length))
-    out = np.full((len(ids), length), pad_id, np.int32)
-    mask = np.zeros((len(ids), length), np.int32)
-    for i, row in enumerate(ids):
-        out[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return out, mask
+def one_per_row(
+    rows: Sequence[np.ndarray],
+    max_length: int,
+    pad_id: int,
+    row_multiple: int = 1,
+    fixed_length: bool = False,
+) -> dict[str, np.ndarray]:
+    """One text per row, in text order: the unpacked form of ``pack_sequences``'s output. ``L``
+    is the power-of-two bucket of the longest text (``max_length`` when ``fixed_length``: one
+    shape, one compilation); ``R`` is the text count rounded up to ``row_multiple`` (extra rows
+    are all padding)."""
+    if len(rows) == 0:
+        raise ValueError("one_per_row: no texts to lay out")
+    lengths = np.fromiter((len(row) for row in rows), dtype=np.int32, count=len(rows))
+    length = max_length if fixed_length else bucket_for(int(lengths.max()), bucket_lengths(max_length))
+    num_rows = -(-len(rows) // row_multiple) * row_multiple
+    ids = np.full((num_rows, length), pad_id, np.int32)
+    segments = np.zeros((num_rows, length), np.int32)
+    positions = np.zeros((num_rows, length), np.int32)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        segments[i, : len(row)] = i + 1
+        positions[i, : len(row)] = np.arange(len(row))
+    return {"ids": ids, "segments": segments, "positions": positions, "lengths": lengths}
+
+
+def layout_texts(
+    rows: Sequence[np.ndarray],
+    max_length: int,
+    pad_id: int,
+    *,
+    pack: bool,
+    row_multiple: int = 1,
+    row_steps_per_octave: int = 8,
+    fixed_length: bool = False,
+) -> dict[str, np.ndarray]:
+    """Token id arrays -> the batch schema (``ids, segments, positions [R, L]``, ``lengths
+    [N]``): packed several to a row of ``max_length`` tokens, or one per row."""
+    if pack:
+        if fixed_length:
+            raise ValueError("packed rows are always max_length long; fixed_length is for unpacked")
+        return pack_sequences(rows, max_length, pad_id, row_multiple, row_steps_per_octave)
+    return one_per_row(rows, max_length, pad_id, row_multiple, fixed_length)
 
 
 def tokenize_pairs(
@@ -115,20 +159,18 @@ def tokenize_pairs(
     tokenizer,
     query_max_length: int,
     passage_max_length: int,
+    *,
+    pack: bool = True,
     pad_to_max_length: bool = False,
-    pack_length: int = 0,
     row_multiple: int = 1,
     row_steps_per_octave: int = 8,
 ) -> Batch:
-    """One dataset's records -> query_ids/mask [B, Lq], pos_ids/mask [B, Lp] and, when
-    spec.num_negatives K > 0, neg_ids/mask [B, K, Lp] (positives and negatives share Lp).
-    Records must carry at least K negatives; the first K are used. ``pad_to_max_length`` pads
-    to the max lengths instead of buckets: one shape, one compilation (small models on CPU).
-
-    ``pack_length > 0`` packs instead (``pack_sequences``): queries, positives and the B x K
-    negatives (row-major), in that order, share ``packed_{ids,segments,positions}``
-    ``[R, pack_length]`` (one encoder pass); ``query_lengths [B]`` and ``docs_lengths
-    [B (1 + K)]`` give the counts and token lengths."""
+    """One dataset's records -> a contrastive batch: queries (truncated to
+    ``query_max_length``), positives and, when ``spec.num_negatives`` K > 0, the first K
+    negatives of each record (``passage_max_length``), laid out by ``layout_texts`` in that text
+    order, with ``query_lengths [B]`` and ``docs_lengths [B (1 + K)]``. Records must carry at
+    least K negatives. ``pad_to_max_length`` (unpacked only) pads every row to the larger max
+    length: one shape, one compilation (small models on CPU)."""
     k = spec.num_negatives
     if k:
         short = [i for i, record in enumerate(records) if len(record.negatives) < k]
@@ -142,42 +184,52 @@ def tokenize_pairs(
     passages += [spec.passage_prefix + n for record in records for n in record.negatives[:k]]
     query_ids, _ = tokenizer.encode_batch(queries, query_max_length)
     passage_ids, _ = tokenizer.encode_batch(passages, passage_max_length)
-    batch_size = len(records)
-    batch: Batch = {}
-    if pack_length:
-        packed = pack_sequences(
-            list(query_ids) + list(passage_ids),
-            pack_length,
-            tokenizer.pad_id,
-            row_multiple,
-            row_steps_per_octave,
-        )
-        batch.update({f"packed_{key}": packed[key] for key in ("ids", "segments", "positions")})
-        batch["query_lengths"] = packed["lengths"][:batch_size]
-        batch["docs_lengths"] = packed["lengths"][batch_size:]
-        batch["in_batch_negatives"] = np.bool_(spec.in_batch_negatives)
-        batch["dataset"] = spec.name
-        return batch
-    batch["query_ids"], batch["query_mask"] = pad_to_bucket(
+    return contrastive_batch(
         query_ids,
-        query_max_length,
-        tokenizer.pad_id,
-        length=query_max_length if pad_to_max_length else None,
-    )
-    ids, mask = pad_to_bucket(
         passage_ids,
-        passage_max_length,
-        tokenizer.pad_id,
-        length=passage_max_length if pad_to_max_length else None,
+        max_length=max(query_max_length, passage_max_length),
+        pad_id=tokenizer.pad_id,
+        pack=pack,
+        row_multiple=row_multiple,
+        row_steps_per_octave=row_steps_per_octave,
+        fixed_length=pad_to_max_length,
+        in_batch_negatives=spec.in_batch_negatives,
+        dataset=spec.name,
     )
-    batch["pos_ids"], batch["pos_mask"] = ids[:batch_size], mask[:batch_size]
-    if k:
-        length = ids.shape[1]
-        batch["neg_ids"] = ids[batch_size:].reshape(batch_size, k, length)
-        batch["neg_mask"] = mask[batch_size:].reshape(batch_size, k, length)
-    batch["in_batch_negatives"] = np.bool_(spec.in_batch_negatives)
-    batch["dataset"] = spec.name
-    return batch
+
+
+def contrastive_batch(
+    query_ids: Sequence[np.ndarray],
+    doc_ids: Sequence[np.ndarray],
+    *,
+    max_length: int,
+    pad_id: int,
+    pack: bool,
+    row_multiple: int = 1,
+    row_steps_per_octave: int = 8,
+    fixed_length: bool = False,
+    in_batch_negatives: bool = True,
+    dataset: str = "",
+) -> Batch:
+    """Token ids of B queries and of their documents (B positives, then B x K hard negatives,
+    row-major) -> a contrastive batch of the one schema."""
+    laid_out = layout_texts(
+        list(query_ids) + list(doc_ids),
+        max_length,
+        pad_id,
+        pack=pack,
+        row_multiple=row_multiple,
+        row_steps_per_octave=row_steps_per_octave,
+        fixed_length=fixed_length,
+    )
+    lengths = laid_out.pop("lengths")
+    return {
+        **laid_out,
+        "query_lengths": lengths[: len(query_ids)],
+        "docs_lengths": lengths[len(query_ids) :],
+        "in_batch_negatives": np.bool_(in_batch_negatives),
+        "dataset": dataset,
+    }
 
 
 def take(source: Sequence, indices: np.ndarray) -> list:
@@ -269,15 +321,15 @@ class PairBatches:
         process_index: int = 0,
         process_count: int = 1,
         pad_to_max_length: bool = False,
-        pack: bool = False,
+        pack: bool = True,
         row_multiple: int = 1,
         row_steps_per_octave: int = 8,
     ):
         """``pack``: several texts per row (``pack_sequences``, rows of the larger max length
-        tokens); ``row_multiple``: packed row counts are multiples of it (the number of batch
-        shards of the mesh, so that rows split evenly over devices and hosts);
-        ``row_steps_per_octave``: how finely row counts are bucketed (fewer: fewer compiled
-        shapes, more padding rows)."""
+        tokens), else one per row; ``row_multiple``: row counts are multiples of it (the batch
+        shards of the mesh, times the GradCache chunk, so that rows split evenly over devices,
+        hosts and chunks); ``row_steps_per_octave``: how finely packed row counts are bucketed
+        (fewer: fewer compiled shapes, more padding rows)."""
         if pack and pad_to_max_length:
             raise ValueError("pack and pad_to_max_length exclude each other; choose one")
         self.pad_to_max_length = pad_to_max_length
@@ -311,8 +363,8 @@ class PairBatches:
             self.tokenizer,
             self.query_max_length,
             self.passage_max_length,
-            self.pad_to_max_length,
-            pack_length=max(self.query_max_length, self.passage_max_length) if self.pack else 0,
+            pack=self.pack,
+            pad_to_max_length=self.pad_to_max_length,
             row_multiple=self.row_multiple,
             row_steps_per_octave=self.row_steps_per_octave,
         )
@@ -336,12 +388,12 @@ def word_starts(word_ids: Sequence[int | None]) -> np.ndarray:
 
 
 class MLMBatches:
-    """Masked-language-model batches with whole-word masking (SPEC §3 stage 0).
+    """Masked-language-model batches with whole-word masking (jina-embeddings v2, stage 0).
 
     texts: random-access sequence of documents. Each is tokenised with the model's special tokens
     and truncated to `max_length`; words come from the fast tokenizer's `word_ids()` (its
     pre-tokenizer's words: whitespace- and punctuation-separated for BERT). Masking and the 80/10/10
-    replacement are `jina_jax.losses.whole_word_mask`, seeded by (seed, step). Records are visited
+    replacement are `jina_jax.data.masking.whole_word_mask`, seeded by (seed, step). Records are visited
     epoch-wise without replacement, as in `MixtureSampler` with a single dataset.
     """
 
@@ -355,6 +407,7 @@ class MLMBatches:
         mask_prob: float = 0.3,
         process_index: int = 0,
         process_count: int = 1,
+        row_multiple: int = 1,
     ):
         if tokenizer.hf.mask_token_id is None:
             raise ValueError("MLM needs a tokenizer with a mask token")
@@ -364,14 +417,13 @@ class MLMBatches:
         self.seed = seed
         self.mask_prob = mask_prob
         self.process_index, self.process_count = process_index, process_count
+        self.row_multiple = math.lcm(row_multiple, process_count)
         spec = DatasetSpec("texts", batch_size=batch_size)
         self.sampler = MixtureSampler(
             {"texts": len(texts)}, [spec], seed, process_index, process_count
         )
 
     def batch_at(self, step: int) -> Batch:
-        from jina_jax.losses import whole_word_mask
-
         _, indices = self.sampler.global_plan(step)
         # A token is rarely under 2 characters: cutting a document at 16 x max_length characters
         # keeps every token the truncation keeps, without tokenising megabyte-long documents.
@@ -384,13 +436,15 @@ class MLMBatches:
             max_length=self.max_length,
             return_special_tokens_mask=True,
         )
-        ids, mask = pad_to_bucket(
+        laid_out = one_per_row(
             [np.asarray(row, np.int32) for row in encoded["input_ids"]],
             self.max_length,
             self.tokenizer.pad_id,
+            self.row_multiple,
         )
+        ids = laid_out["ids"]
         starts = np.zeros(ids.shape, dtype=bool)
-        special = mask == 0
+        special = laid_out["segments"] == 0
         for i, row in enumerate(encoded["special_tokens_mask"]):
             starts[i, : len(row)] = word_starts(encoded.word_ids(i))
             special[i, : len(row)] |= np.asarray(row, dtype=bool)
@@ -404,7 +458,7 @@ class MLMBatches:
             mask_token_id=self.tokenizer.hf.mask_token_id,
             vocab_size=self.tokenizer.vocab_size,
         )
-        batch = {"input_ids": masked, "attention_mask": mask, "labels": labels}
+        batch = {**laid_out, "ids": masked, "labels": labels}
         return _host_rows(batch, self.process_index, self.process_count)
 
     def iterator(self, step: int = 0, prefetch: int = 0) -> BatchIterator:

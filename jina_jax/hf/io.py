@@ -1,6 +1,7 @@
 """Reading and writing Hugging Face folders (safetensors only, never pickle).
 
-``params_from_hf`` / ``params_to_hf`` apply the rule tables of ``jina_jax.hf.mapping``.
+``params_from_hf`` / ``params_to_hf`` apply an architecture's rule table (``hf_rules`` of its
+``jina_jax.models.Architecture``).
 ``load_hf`` reads a transformers or sentence-transformers folder into a ``jina_jax.Model``;
 ``save_hf`` writes one folder that is both: transformers loads it (JinaBERT through the modeling
 file shipped inside it) and ``SentenceTransformer(dir)`` loads it.
@@ -20,15 +21,20 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from jina_jax.hf import mapping
+from jina_jax.errors import CheckpointMismatchError
 from jina_jax.hf.remote_code import OFFICIAL_AUTO_MAP, copy_remote_code
-from jina_jax.models import BertConfig, EncoderConfig, T5Config, build_encoder
+from jina_jax.model import Model
+from jina_jax.models import (
+    ARCHITECTURES,
+    Architecture,
+    EncoderConfig,
+    architecture_of,
+    build_encoder,
+    build_mlm,
+)
+from jina_jax.tokenization import load_tokenizer
 
 PathLike = str | os.PathLike
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint's tensors do not fit the model: names the tensors at fault."""
 
 
 # --------------------------------------------------------------------------- tensors
@@ -58,9 +64,7 @@ def read_safetensors(folder: PathLike) -> dict[str, np.ndarray]:
 
 
 def _flax_shapes(config: EncoderConfig, mlm: bool) -> dict[tuple[str, ...], tuple[int, ...]]:
-    from jina_jax.models import BertForMaskedLM  # local: avoids a cycle at import time
-
-    module = BertForMaskedLM(config) if mlm else build_encoder(config)
+    module = build_mlm(config) if mlm else build_encoder(config)
     ids = jax.ShapeDtypeStruct((1, 4), np.int32)
     shapes = jax.eval_shape(lambda i: module.init(jax.random.key(0), i, None), ids)["params"]
     flat = jax.tree_util.tree_flatten_with_path(
@@ -94,14 +98,15 @@ def params_from_hf(
 ) -> dict:
     """Flax parameters from HF tensors; a missing, extra or wrong-shape tensor is an error
     that names it."""
-    rules = mapping.rules_for(config, mlm=mlm)
+    arch = architecture_of(config)
+    rules = arch.hf_rules(config, mlm=mlm)
     shapes = _flax_shapes(config, mlm)
     missing = [r.hf_name for r in rules if r.hf_name not in tensors]
     used = {r.hf_name for r in rules}
     extra = [
         k
         for k in tensors
-        if k not in used and not any(k.endswith(s) for s in mapping.IGNORABLE_SUFFIXES)
+        if k not in used and not any(k.endswith(s) for s in arch.ignorable_hf)
     ]
     problems = []
     if missing:
@@ -138,7 +143,7 @@ def params_to_hf(
     params: dict, config: EncoderConfig, *, mlm: bool = False
 ) -> dict[str, np.ndarray]:
     out = {}
-    for rule in mapping.rules_for(config, mlm=mlm):
+    for rule in architecture_of(config).hf_rules(config, mlm=mlm):
         value = np.asarray(_get(params, rule.flax_path), dtype=np.float32)
         out[rule.hf_name] = np.ascontiguousarray(rule.transform.to_torch(value, config))
     return out
@@ -178,27 +183,36 @@ def _sentence_transformers_info(folder: pathlib.Path) -> dict[str, Any]:
     return info
 
 
-def load_hf(path: PathLike, **config_overrides):
-    """A transformers / sentence-transformers folder -> ``jina_jax.Model``."""
-    from jina_jax.model import Model
-    from jina_jax.tokenization import load_tokenizer
+def architecture_for_hf(hf_config: dict[str, Any], source: str = "config.json") -> Architecture:
+    """The jina_jax architecture of a config.json: by ``architectures[0]``, else ``model_type``."""
+    names = hf_config.get("architectures") or []
+    model_type = hf_config.get("model_type")
+    for arch in ARCHITECTURES.values():
+        if (names and names[0] in arch.hf_classes) or (
+            not names and model_type == arch.hf_model_type
+        ):
+            return arch
+    supported = sorted(n for arch in ARCHITECTURES.values() for n in arch.hf_classes)
+    if not names:
+        raise ValueError(f"{source}: no 'architectures' and unknown model_type {model_type!r}")
+    raise ValueError(
+        f"{source}: unsupported architecture {names[0]!r} (model_type {model_type!r}); "
+        f"jina_jax reads {', '.join(supported)}"
+    )
 
+
+def load_hf(path: PathLike, **config_overrides) -> Model:
+    """A transformers / sentence-transformers folder -> ``jina_jax.Model``."""
     folder = pathlib.Path(path)
     config_file = folder / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"{folder}: no config.json (not a Hugging Face model folder)")
     hf_config = _read_json(config_file)
+    arch = architecture_for_hf(hf_config, str(config_file))
     tensors = read_safetensors(folder)
-    arch = mapping.architecture_of(hf_config, str(config_file))
-    if arch in mapping.BERT_ARCHITECTURES:
-        # Some checkpoints name an MLM architecture but hold bare encoder weights, or the reverse:
-        # what the tensors are decides.
-        if any(k.startswith("bert.") for k in tensors):
-            tensors = {
-                k.removeprefix("bert."): v for k, v in tensors.items() if not k.startswith("cls.")
-            }
-        config_overrides.setdefault("add_pooler", "pooler.dense.weight" in tensors)
-    config = mapping.config_from_hf(hf_config, str(config_file), **config_overrides)
+    if arch.import_tensors is not None:
+        tensors, config_overrides = arch.import_tensors(tensors, config_overrides)
+    config = arch.config_from_hf(hf_config, **config_overrides)
     params = params_from_hf(tensors, config, source=str(folder))
     info = _sentence_transformers_info(folder)
     max_length = info["max_seq_length"] or config.max_length
@@ -213,9 +227,7 @@ def load_hf(path: PathLike, **config_overrides):
 
 
 def hf_config_for(config: EncoderConfig, *, mlm: bool = False) -> dict[str, Any]:
-    if isinstance(config, T5Config):
-        return mapping.t5_hf_config(config)
-    return mapping.bert_hf_config(config, mlm=mlm)
+    return architecture_of(config).config_to_hf(config, mlm=mlm)
 
 
 def _write_sentence_transformers(out: pathlib.Path, model) -> None:
@@ -277,8 +289,9 @@ def save_hf(
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         config = model.config
+        arch = architecture_of(config)
         hf_config = hf_config_for(config)
-        if isinstance(config, BertConfig) and config.position_embedding_type == "alibi":
+        if arch.needs_remote_code(config):
             local = copy_remote_code(staging)
             if auto_map == "local":
                 hf_config["auto_map"] = local
@@ -289,9 +302,8 @@ def save_hf(
         hf_config["transformers_version"] = _transformers_version()
         (staging / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True))
         tensors = params_to_hf(model.params, config)
-        if isinstance(config, T5Config):
-            # T5EncoderModel ties encoder.embed_tokens to shared; write both so any loader is happy.
-            tensors["encoder.embed_tokens.weight"] = tensors["shared.weight"]
+        if arch.export_tensors is not None:
+            tensors = arch.export_tensors(tensors)
         save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
         model.tokenizer.save(staging)
         _write_sentence_transformers(staging, model)

@@ -104,7 +104,7 @@ def dot_product_attention(
     key: jax.Array,
     value: jax.Array,
     *,
-    key_mask: jax.Array | None = None,
+    segment_ids: jax.Array | None = None,
     bias_fn: BiasFn | None = None,
     scale: float | None = None,
     dropout_rate: float = 0.0,
@@ -113,18 +113,22 @@ def dot_product_attention(
     chunk_size: int = 512,
     chunk_threshold: int = 2048,
 ) -> jax.Array:
-    """Multi-head attention with an additive, position-only bias and a key padding mask.
+    """Multi-head self-attention with an additive, position-only bias, kept within texts.
 
     Args:
-      query, key, value: ``[batch, length, heads, head_dim]``.
-      key_mask: ``[batch, Lk]``, true for real tokens; or ``[batch, Lq, Lk]``, true where query
-        ``i`` may attend to key ``j`` (packed sequences: ``segment_mask``).
+      query, key, value: ``[batch, length, heads, head_dim]`` (one sequence: Lq == Lk).
+      segment_ids: ``[batch, length]`` int; 0 on padding, ``k > 0`` on the tokens of the k-th
+        text of a row (an unpacked row holds one text, so this is just the padding mask). Query
+        ``i`` attends key ``j`` when both carry the same non-zero id. The chunked path compares
+        ids per key chunk, so packed rows never build a ``[batch, L, L]`` mask there. None: every
+        token is real.
       bias_fn: position bias, evaluated on the actual positions (see module docstring).
       scale: logit scale; ``1/sqrt(head_dim)`` by default (T5 passes 1.0).
       implementation: ``dense`` (reference; materialises ``[B, heads, Lq, Lk]``), ``chunked``
         (online softmax over key chunks, ``O(L * chunk)`` memory), ``auto`` (chunked when the
         key length exceeds ``chunk_threshold``), or ``cudnn`` / ``xla`` (jax.nn's fused
-        attention, for accelerators).
+        attention, for accelerators). Attention dropout needs the full probability matrix, so
+        it runs on the dense path only; asking for it on another path is an error.
 
     Returns:
       ``[batch, Lq, heads, head_dim]`` in the query's dtype.
@@ -133,14 +137,21 @@ def dot_product_attention(
         scale = 1.0 / math.sqrt(query.shape[-1])
     if implementation == "auto":
         implementation = "chunked" if key.shape[1] > chunk_threshold else "dense"
-    use_dropout = dropout_rate > 0.0 and dropout_rng is not None
-    if implementation == "chunked" and not use_dropout:
-        return _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size)
-    if implementation in ("cudnn", "xla") and not use_dropout:
-        return _fused_attention(query, key, value, key_mask, bias_fn, scale, implementation)
     if implementation not in ("dense", "chunked", "cudnn", "xla"):
         raise ValueError(f"unknown attention implementation {implementation!r}")
-    # Attention dropout needs the full probability matrix, so it always takes the dense path.
+    if segment_ids is None:
+        segment_ids = jnp.ones(query.shape[:2], jnp.int32)
+    use_dropout = dropout_rate > 0.0 and dropout_rng is not None
+    if use_dropout and implementation != "dense":
+        raise ValueError(
+            f"attention dropout ({dropout_rate}) needs the full probability matrix, which the "
+            f"{implementation!r} attention path never builds (sequence length {key.shape[1]}); "
+            "set model.attention_dropout=0.0, or model.attention_impl='dense'"
+        )
+    if implementation == "chunked":
+        return _chunked_attention(query, key, value, segment_ids, bias_fn, scale, chunk_size)
+    if implementation in ("cudnn", "xla"):
+        return _fused_attention(query, key, value, segment_ids, bias_fn, scale, implementation)
     # Heads-major operands ([B, heads, L, head_dim]): on CPU, XLA runs both einsums as plain
     # batched matmuls then, several times faster than with the [B, L, heads, head_dim] layout.
     query, key, value = (jnp.swapaxes(x, 1, 2) for x in (query, key, value))
@@ -150,8 +161,7 @@ def dot_product_attention(
         positions_q = jnp.arange(query.shape[2], dtype=jnp.int32)
         positions_k = jnp.arange(key.shape[2], dtype=jnp.int32)
         logits = logits + bias_fn(positions_q, positions_k)[None]
-    if key_mask is not None:
-        logits = logits + _mask_bias(key_mask)
+    logits = logits + _mask_bias(segment_ids, segment_ids)
     probs = jax.nn.softmax(logits, axis=-1)
     if use_dropout:
         keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
@@ -160,86 +170,83 @@ def dot_product_attention(
     return jnp.swapaxes(out, 1, 2).astype(query.dtype)
 
 
-def segment_mask(segment_ids: jax.Array) -> jax.Array:
-    """Packed rows: ``segment_ids [B, L]`` (0 = padding, k > 0 = the k-th text of the row) ->
-    ``[B, L, L]`` bool, true where query and key belong to the same text.
+def segment_mask(q_segments: jax.Array, k_segments: jax.Array | None = None) -> jax.Array:
+    """Segment ids ``[B, Lq]`` (queries) and ``[B, Lk]`` (keys; default: the same) ->
+    ``[B, Lq, Lk]`` bool, true where query and key belong to the same text, never on padding.
 
     With relative position biases (ALiBi, T5 buckets) the bias between two tokens of one text is
     the same as in an unpacked row, so a packed text is encoded exactly as on its own."""
-    same = segment_ids[:, :, None] == segment_ids[:, None, :]
-    return same & (segment_ids[:, None, :] > 0)
+    k_segments = q_segments if k_segments is None else k_segments
+    same = q_segments[:, :, None] == k_segments[:, None, :]
+    return same & (k_segments[:, None, :] > 0)
 
 
-def encoder_mask(input_ids, attention_mask=None, segment_ids=None) -> jax.Array:
-    """The encoders' attention mask: ``[B, L, L]`` within-text for packed rows (``segment_ids``),
-    else ``[B, L]`` from ``attention_mask`` (all ones when absent)."""
+def text_segments(input_ids, attention_mask=None, segment_ids=None) -> jax.Array:
+    """The encoders' segment ids ``[B, L]`` int32: ``segment_ids`` for packed rows, else the
+    padding mask as ids (one text per row), else all ones."""
     if segment_ids is not None:
-        return segment_mask(segment_ids)
+        return segment_ids.astype(jnp.int32)
     if attention_mask is None:
-        return jnp.ones(input_ids.shape, bool)
-    return attention_mask.astype(bool)
+        return jnp.ones(input_ids.shape, jnp.int32)
+    return attention_mask.astype(jnp.int32)
 
 
-def _mask_bias(key_mask: jax.Array) -> jax.Array:
-    """``[B, Lk]`` bool -> additive ``[B, 1, 1, Lk]``: 0 for real keys, ``MASK_VALUE`` for padding
-    (``[B, Lq, Lk]`` -> ``[B, 1, Lq, Lk]``).
+def _mask_bias(q_segments: jax.Array, k_segments: jax.Array) -> jax.Array:
+    """Additive ``[B, 1, Lq, Lk]``: 0 where the query may attend the key, ``MASK_VALUE`` else.
 
     Adding it equals selecting ``MASK_VALUE`` (every logit is tiny next to 1e30, so the sum rounds
     to it exactly), but XLA:CPU fuses a broadcast add into the softmax far better than a select.
     """
-    bias = jnp.where(key_mask, 0.0, MASK_VALUE).astype(jnp.float32)
-    return bias[:, None, None, :] if key_mask.ndim == 2 else bias[:, None]
+    allowed = segment_mask(q_segments, k_segments)
+    return jnp.where(allowed, 0.0, MASK_VALUE).astype(jnp.float32)[:, None]
 
 
-def _fused_attention(query, key, value, key_mask, bias_fn, scale, implementation):
-    """``jax.nn.dot_product_attention``: ``cudnn`` is the fused GPU kernel (it takes the bias as a
-    tensor, so the ``[heads, L, L]`` bias exists here, in the compute dtype); ``xla`` is JAX's
-    own lowering. For comparison on accelerators; the chunked path needs no ``L x L`` tensor."""
+def _fused_attention(query, key, value, segment_ids, bias_fn, scale, implementation):
+    """``jax.nn.dot_product_attention``: ``cudnn`` is the fused GPU kernel (it takes the bias and
+    the mask as tensors, so ``[heads, L, L]`` and ``[B, L, L]`` exist here); ``xla`` is JAX's own
+    lowering. For comparison on accelerators; the chunked path needs no ``L x L`` tensor."""
     bias = None
     if bias_fn is not None:
         positions_q = jnp.arange(query.shape[1], dtype=jnp.int32)
         positions_k = jnp.arange(key.shape[1], dtype=jnp.int32)
         bias = bias_fn(positions_q, positions_k)[None].astype(query.dtype)  # [1, heads, Lq, Lk]
-    mask = None
-    if key_mask is not None:
-        mask = key_mask[:, None, None, :] if key_mask.ndim == 2 else key_mask[:, None]
+    mask = segment_mask(segment_ids)[:, None]  # [B, 1, Lq, Lk]
     out = jax.nn.dot_product_attention(
         query, key, value, bias=bias, mask=mask, scale=scale, implementation=implementation
     )
     return out.astype(query.dtype)
 
 
-def _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size):
-    """Online-softmax scan over key chunks; each chunk step is rematerialised in the backward pass."""
+def _chunked_attention(query, key, value, segment_ids, bias_fn, scale, chunk_size):
+    """Online-softmax scan over key chunks; each chunk step is rematerialised in the backward
+    pass. The mask of a chunk is built from the segment ids inside the step: ``[B, Lq, chunk]``."""
     batch, q_len, heads, head_dim = query.shape
     k_len = key.shape[1]
     chunk = min(chunk_size, k_len)
     num_chunks = -(-k_len // chunk)
     pad = num_chunks * chunk - k_len
-    if key_mask is None:
-        key_mask = jnp.ones((batch, k_len), dtype=bool)
-    if pad:
+    key_segments = segment_ids
+    if pad:  # padded keys carry segment 0: nothing attends them
         key = jnp.pad(key, ((0, 0), (0, pad), (0, 0), (0, 0)))
         value = jnp.pad(value, ((0, 0), (0, pad), (0, 0), (0, 0)))
-        key_mask = jnp.pad(key_mask, ((0, 0),) * (key_mask.ndim - 1) + ((0, pad),))
+        key_segments = jnp.pad(key_segments, ((0, 0), (0, pad)))
     # [num_chunks, batch, heads, chunk, head_dim]: heads-major, as in the dense path
     key_chunks = key.reshape(batch, num_chunks, chunk, heads, head_dim).transpose(1, 0, 3, 2, 4)
     value_chunks = value.reshape(batch, num_chunks, chunk, heads, head_dim).transpose(1, 0, 3, 2, 4)
+    segment_chunks = key_segments.reshape(batch, num_chunks, chunk).transpose(1, 0, 2)
     query = jnp.swapaxes(query, 1, 2)  # [batch, heads, Lq, head_dim]
-    # [num_chunks, batch, chunk] (or [num_chunks, batch, Lq, chunk] for a per-query mask)
-    mask_chunks = jnp.moveaxis(key_mask.reshape(*key_mask.shape[:-1], num_chunks, chunk), -2, 0)
     positions_q = jnp.arange(q_len, dtype=jnp.int32)
 
     @functools.partial(jax.checkpoint, prevent_cse=False)
     def step(carry, inputs):
         running_max, running_sum, accumulator = carry
-        index, k_chunk, v_chunk, m_chunk = inputs
+        index, k_chunk, v_chunk, k_segments = inputs
         logits = jnp.einsum("bhqd,bhkd->bhqk", query, k_chunk, preferred_element_type=jnp.float32)
         logits = logits * scale
         if bias_fn is not None:
             positions_k = index * chunk + jnp.arange(chunk, dtype=jnp.int32)
             logits = logits + bias_fn(positions_q, positions_k)[None]
-        logits = logits + _mask_bias(m_chunk)
+        logits = logits + _mask_bias(segment_ids, k_segments)
         new_max = jnp.maximum(running_max, logits.max(axis=-1))
         correction = jnp.exp(running_max - new_max)
         weights = jnp.exp(logits - new_max[..., None])  # [B, heads, Lq, chunk]
@@ -260,7 +267,7 @@ def _chunked_attention(query, key, value, key_mask, bias_fn, scale, chunk_size):
     )
     indices = jnp.arange(num_chunks, dtype=jnp.int32)
     (_, total, accumulator), _ = jax.lax.scan(
-        step, init, (indices, key_chunks, value_chunks, mask_chunks)
+        step, init, (indices, key_chunks, value_chunks, segment_chunks)
     )
     out = accumulator / total[..., None]
     return jnp.swapaxes(out, 1, 2).astype(query.dtype)

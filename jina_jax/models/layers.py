@@ -111,7 +111,7 @@ class RMSNorm(nn.Module):
 
 
 class Embed(nn.Module):
-    """Token table with named axes; ``attend`` reuses it as a tied output projection."""
+    """Token table with named axes."""
 
     num_embeddings: int
     features: int
@@ -128,9 +128,6 @@ class Embed(nn.Module):
 
     def __call__(self, ids: jax.Array) -> jax.Array:
         return jnp.take(self.embedding, ids, axis=0).astype(self.dtype)
-
-    def attend(self, x: jax.Array) -> jax.Array:
-        return jnp.einsum("...d,vd->...v", x, self.embedding.astype(x.dtype))
 
 
 class SelfAttention(nn.Module):
@@ -152,7 +149,7 @@ class SelfAttention(nn.Module):
     def __call__(
         self,
         x: jax.Array,  # [B, L, H]
-        key_mask: jax.Array,  # [B, L] bool, or [B, L, L] for packed rows
+        segment_ids: jax.Array,  # [B, L] int: 0 padding, k > 0 the k-th text of the row
         bias_fn: BiasFn | None,
         deterministic: bool = True,
     ) -> jax.Array:
@@ -175,7 +172,7 @@ class SelfAttention(nn.Module):
             query,
             key,
             value,
-            key_mask=key_mask,
+            segment_ids=segment_ids,
             bias_fn=bias_fn,
             scale=self.scale,
             dropout_rate=self.dropout_rate,

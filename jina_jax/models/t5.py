@@ -8,11 +8,19 @@ logits, and one bucketed relative-position bias computed in the first layer and 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jina_jax.models.attention import encoder_mask, t5_bias_fn
+from jina_jax.models.architecture import (
+    Architecture,
+    Rule,
+    linear_from_heads,
+    linear_rules,
+    linear_to_heads,
+)
+from jina_jax.models.attention import text_segments, t5_bias_fn
 from jina_jax.models.layers import Dense, Embed, RMSNorm, SelfAttention, activation, partitioned
 
 FEED_FORWARD_PROJ = ("relu", "gated-gelu", "gated-relu", "gelu")
@@ -67,6 +75,11 @@ class T5Config:
         return self.n_positions
 
     @property
+    def position_limit(self) -> int | None:
+        """Relative positions have no hard limit (buckets saturate at max_distance)."""
+        return None
+
+    @property
     def compute_dtype(self):
         return jnp.dtype(self.dtype)
 
@@ -94,7 +107,7 @@ class T5Block(nn.Module):
     config: T5Config
 
     @nn.compact
-    def __call__(self, x, key_mask, bias_table, deterministic):
+    def __call__(self, x, segments, bias_table, deterministic):
         cfg = self.config
         dtype = cfg.compute_dtype
         bias_fn = t5_bias_fn(
@@ -113,7 +126,7 @@ class T5Block(nn.Module):
             chunk_threshold=cfg.attention_chunk_threshold,
             dtype=dtype,
             name="attention",
-        )(h, key_mask, bias_fn, deterministic)
+        )(h, segments, bias_fn, deterministic)
         x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
         h = RMSNorm(cfg.layer_norm_epsilon, dtype=dtype, name="mlp_norm")(x)
         h = T5FeedForward(cfg, name="mlp")(h, deterministic)
@@ -140,7 +153,7 @@ class T5Encoder(nn.Module):
         del token_type_ids, position_ids  # no segment embeddings; positions are relative
         cfg = self.config
         dtype = cfg.compute_dtype
-        key_mask = encoder_mask(input_ids, attention_mask, segment_ids)
+        segments = text_segments(input_ids, attention_mask, segment_ids)
         x = Embed(
             cfg.vocab_size, cfg.d_model, init_std=cfg.initializer_factor, dtype=dtype, name="shared"
         )(input_ids)
@@ -155,7 +168,133 @@ class T5Encoder(nn.Module):
         )  # [buckets, heads], shared by every layer
         block_cls = nn.remat(T5Block, static_argnums=(4,)) if cfg.remat else T5Block
         for i in range(cfg.num_layers):
-            x = block_cls(cfg, name=f"block_{i}")(x, key_mask, table, deterministic)
+            x = block_cls(cfg, name=f"block_{i}")(x, segments, table, deterministic)
         x = RMSNorm(cfg.layer_norm_epsilon, dtype=dtype, name="final_layer_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         return {"last_hidden_state": x}
+
+
+# --------------------------------------------------------------------------- Hugging Face
+
+
+def _heads(config: T5Config) -> tuple[int, int]:
+    return config.num_heads, config.d_kv
+
+
+QKV_KERNEL, _ = linear_to_heads(_heads)
+OUTPUT_KERNEL = linear_from_heads(_heads)
+
+
+def hf_rules(config: T5Config, *, mlm: bool = False) -> list[Rule]:
+    """``T5EncoderModel`` names (also the encoder half of T5Model / T5ForConditionalGeneration)."""
+    if mlm:
+        raise ValueError("T5 encoders have no MLM head in jina_jax")
+    rules = [
+        Rule("shared.weight", ("shared", "embedding")),
+        Rule(
+            "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+            ("relative_attention_bias",),
+        ),
+        Rule("encoder.final_layer_norm.weight", ("final_layer_norm", "scale")),
+    ]
+    for i in range(config.num_layers):
+        hf, fl = f"encoder.block.{i}", (f"block_{i}",)
+        for hf_name, name in (("q", "query"), ("k", "key"), ("v", "value")):
+            rules += linear_rules(
+                f"{hf}.layer.0.SelfAttention.{hf_name}",
+                (*fl, "attention", name),
+                bias=False,
+                kernel_transform=QKV_KERNEL,
+            )
+        rules += linear_rules(
+            f"{hf}.layer.0.SelfAttention.o",
+            (*fl, "attention", "output"),
+            bias=False,
+            kernel_transform=OUTPUT_KERNEL,
+        )
+        rules.append(Rule(f"{hf}.layer.0.layer_norm.weight", (*fl, "attention_norm", "scale")))
+        wis = ("wi_0", "wi_1") if config.is_gated else ("wi",)
+        for wi in (*wis, "wo"):
+            rules += linear_rules(f"{hf}.layer.1.DenseReluDense.{wi}", (*fl, "mlp", wi), bias=False)
+        rules.append(Rule(f"{hf}.layer.1.layer_norm.weight", (*fl, "mlp_norm", "scale")))
+    return rules
+
+
+def config_from_hf(hf_config: dict[str, Any], **overrides) -> T5Config:
+    fields = dict(
+        vocab_size=hf_config["vocab_size"],
+        d_model=hf_config["d_model"],
+        d_kv=hf_config["d_kv"],
+        d_ff=hf_config["d_ff"],
+        num_layers=hf_config["num_layers"],
+        num_heads=hf_config["num_heads"],
+        relative_attention_num_buckets=hf_config.get("relative_attention_num_buckets", 32),
+        relative_attention_max_distance=hf_config.get("relative_attention_max_distance", 128),
+        dropout_rate=hf_config.get("dropout_rate", 0.1),
+        layer_norm_epsilon=hf_config.get("layer_norm_epsilon", 1e-6),
+        feed_forward_proj=hf_config.get("feed_forward_proj", "relu"),
+        initializer_factor=hf_config.get("initializer_factor", 1.0),
+        pad_token_id=hf_config.get("pad_token_id", 0),
+        n_positions=hf_config.get("n_positions", 512),
+    )
+    return T5Config(**{**fields, **overrides})
+
+
+def config_to_hf(config: T5Config, *, mlm: bool = False) -> dict[str, Any]:
+    del mlm  # T5 encoders have no MLM head here (hf_rules refuses it)
+    return {
+        "architectures": ["T5EncoderModel"],
+        "model_type": "t5",
+        "vocab_size": config.vocab_size,
+        "d_model": config.d_model,
+        "d_kv": config.d_kv,
+        "d_ff": config.d_ff,
+        "num_layers": config.num_layers,
+        "num_heads": config.num_heads,
+        "relative_attention_num_buckets": config.relative_attention_num_buckets,
+        "relative_attention_max_distance": config.relative_attention_max_distance,
+        "dropout_rate": config.dropout_rate,
+        "layer_norm_epsilon": config.layer_norm_epsilon,
+        "feed_forward_proj": config.feed_forward_proj,
+        "initializer_factor": config.initializer_factor,
+        "pad_token_id": config.pad_token_id,
+        "eos_token_id": 1,
+        "decoder_start_token_id": 0,
+        "n_positions": config.n_positions,
+        "is_encoder_decoder": False,
+        "use_cache": False,
+        "torch_dtype": "float32",
+    }
+
+
+def _export_tensors(tensors: dict) -> dict:
+    """T5EncoderModel ties encoder.embed_tokens to shared; write both so any loader is happy."""
+    return {**tensors, "encoder.embed_tokens.weight": tensors["shared.weight"]}
+
+
+def forward_flops(config: T5Config, rows: int, length: int) -> float:
+    """Matmul FLOPs of one forward pass over ``rows x length`` tokens."""
+    hidden, inner = config.d_model, config.num_heads * config.d_kv
+    ffn = (3 if config.is_gated else 2) * hidden * config.d_ff
+    per_layer_params = 4 * hidden * inner + ffn
+    attention = 4 * length * inner
+    return rows * length * config.num_layers * (2 * per_layer_params + attention)
+
+
+ARCHITECTURE = Architecture(
+    name="t5",
+    config_cls=T5Config,
+    encoder=T5Encoder,
+    hf_classes={
+        "T5EncoderModel": "encoder",
+        "T5Model": "encoder",
+        "T5ForConditionalGeneration": "encoder",
+    },
+    hf_model_type="t5",
+    hf_rules=hf_rules,
+    config_from_hf=config_from_hf,
+    config_to_hf=config_to_hf,
+    forward_flops=forward_flops,
+    ignorable_hf=("encoder.embed_tokens.weight", "lm_head.weight"),
+    export_tensors=_export_tensors,
+)

@@ -21,8 +21,8 @@ if num_processes > 1:
 
 import flax.linen as nn  # noqa: E402
 import numpy as np  # noqa: E402
-from ml_collections import ConfigDict  # noqa: E402
 
+from jina_jax import config_lib  # noqa: E402
 from jina_jax import sharding as shd  # noqa: E402
 from jina_jax.data.pipeline import PairBatches  # noqa: E402
 from jina_jax.data.records import PairRecord  # noqa: E402
@@ -30,10 +30,11 @@ from jina_jax.data.sampler import DatasetSpec  # noqa: E402
 from jina_jax.data.stdlib_text import stdlib_sentences  # noqa: E402
 from jina_jax.hf.local_models import minilm_path  # noqa: E402
 from jina_jax.models import BertConfig  # noqa: E402
-from jina_jax.optim import make_optimizer  # noqa: E402
 from jina_jax.tokenization import load_tokenizer  # noqa: E402
-from jina_jax.train import ContrastiveObjective, make_train_step  # noqa: E402
-from jina_jax.trainer import init_state, jit_train_step  # noqa: E402
+from jina_jax.training.loop import init_state, jit_train_step  # noqa: E402
+from jina_jax.training.objectives import ContrastiveObjective  # noqa: E402
+from jina_jax.training.optim import make_optimizer  # noqa: E402
+from jina_jax.training.step import make_train_step  # noqa: E402
 
 tokenizer = load_tokenizer(minilm_path())
 config = BertConfig(
@@ -53,6 +54,8 @@ batches = PairBatches(
     32,
     64,
     seed=0,
+    pack=False,  # one text per row: rows split over the 8 devices like the texts
+    row_multiple=8,
     process_index=jax.process_index(),
     process_count=jax.process_count(),
 )
@@ -61,7 +64,8 @@ init = jax.tree.map(
     np.asarray, nn.meta.unbox(jax.jit(objective.init, backend="cpu")(jax.random.key(5)))
 )
 mesh = shd.make_mesh({"data": -1})
-tx, schedule = make_optimizer(ConfigDict(dict(lr=1e-3, warmup_steps=0, schedule="constant")), 10)
+opt = config_lib.optimizer(1e-3, 0, schedule="constant")
+tx, schedule = make_optimizer(opt, 10)
 key = jax.random.key(0)
 state = init_state(objective, tx, mesh, shd.DEFAULT_RULES, key, init)
 step = jit_train_step(make_train_step(objective, tx, schedule), state)
@@ -88,7 +92,7 @@ if jax.process_index() == 0:
                 "checksum": checksum,
                 "devices": jax.device_count(),
                 "processes": jax.process_count(),
-                "local_rows": int(host["query_ids"].shape[0]),
+                "local_rows": int(host["query_lengths"].shape[0]),
             }
         )
     )

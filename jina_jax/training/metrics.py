@@ -1,5 +1,6 @@
-"""Training metrics: a JSONL + TensorBoard writer, and MFU from measured step FLOPs over the
-device's peak (a table for known accelerators, a one-off matmul measurement on CPU)."""
+"""Training metrics: a JSONL + TensorBoard writer, and the device peak that MFU divides model FLOPs
+(``jina_jax.models.forward_flops``) by: a table for known accelerators, a one-off matmul
+measurement on CPU."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+from tensorboardX import SummaryWriter
 
 # Dense bf16 peak FLOP/s per chip (vendor figures).
 PEAK_FLOPS = {
@@ -56,38 +58,8 @@ def peak_flops(device: jax.Device | None = None) -> float:
     return float("nan")
 
 
-def encoder_forward_flops(config, batch: int, length: int) -> float:
-    """Model FLOPs of one encoder forward pass over ``batch x length`` tokens (matmuls only:
-    projections, feed-forward and the two attention products; embeddings are lookups)."""
-    hidden = config.hidden_size
-    if getattr(config, "arch", "bert") == "t5":
-        inner = config.num_heads * config.d_kv
-        ffn = (3 if config.is_gated else 2) * hidden * config.d_ff
-        per_layer_params = 4 * hidden * inner + ffn
-        attention = 4 * length * inner
-    else:
-        glu = config.feed_forward_type != "original"
-        per_layer_params = (
-            4 * hidden * hidden + (3 if glu else 2) * hidden * config.intermediate_size
-        )
-        attention = 4 * length * hidden
-    tokens = batch * length
-    return tokens * config.num_layers * (2 * per_layer_params + attention)
-
-
-def step_flops(compiled) -> float:
-    """FLOPs of one call of a compiled function, from XLA's cost analysis (nan if unavailable)."""
-    try:
-        analysis = compiled.cost_analysis()
-    except Exception:  # some backends do not implement it
-        return float("nan")
-    if isinstance(analysis, list):
-        analysis = analysis[0] if analysis else {}
-    return float((analysis or {}).get("flops", float("nan")))
-
-
 class MetricWriter:
-    """Writes scalars to ``metrics.jsonl`` and, when tensorboardX is installed, TensorBoard."""
+    """Writes scalars to ``metrics.jsonl`` and to TensorBoard (``tensorboard/``)."""
 
     def __init__(self, directory: pathlib.Path, enabled: bool = True):
         self.directory = pathlib.Path(directory)
@@ -95,12 +67,7 @@ class MetricWriter:
         self._tb = None
         if enabled:
             self.directory.mkdir(parents=True, exist_ok=True)
-            try:
-                from tensorboardX import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.directory / "tensorboard"))
-            except ImportError:
-                self._tb = None
+            self._tb = SummaryWriter(str(self.directory / "tensorboard"))
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:

@@ -11,11 +11,11 @@ NO_DECAY_LEAVES = ("bias", "scale")
 
 
 def learning_rate_schedule(cfg: ConfigDict, total_steps: int) -> optax.Schedule:
-    warmup = int(cfg.get("warmup_steps", 0))
+    warmup = int(cfg.warmup_steps)
     peak = float(cfg.lr)
-    end = peak * float(cfg.get("end_lr_ratio", 0.0))
+    end = peak * float(cfg.end_lr_ratio)
     decay_steps = max(total_steps - warmup, 1)
-    kind = cfg.get("schedule", "linear")
+    kind = cfg.schedule
     if kind == "linear":
         decay = optax.linear_schedule(peak, end, decay_steps)
     elif kind == "cosine":
@@ -43,13 +43,13 @@ def make_optimizer(
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     schedule = learning_rate_schedule(cfg, total_steps)
     tx = optax.chain(
-        optax.clip_by_global_norm(float(cfg.get("clip_norm", 1.0))),
+        optax.clip_by_global_norm(float(cfg.clip_norm)),
         optax.adamw(
             schedule,
-            b1=float(cfg.get("b1", 0.9)),
-            b2=float(cfg.get("b2", 0.999)),
-            eps=float(cfg.get("eps", 1e-6)),
-            weight_decay=float(cfg.get("weight_decay", 0.01)),
+            b1=float(cfg.b1),
+            b2=float(cfg.b2),
+            eps=float(cfg.eps),
+            weight_decay=float(cfg.weight_decay),
             mask=weight_decay_mask,
         ),
     )

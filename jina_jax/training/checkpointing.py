@@ -1,0 +1,156 @@
+"""Checkpoints of a training stage (orbax): the train state, the data position and the run's
+fingerprint, saved asynchronously and restored exactly.
+
+    checkpoints/<step>/{params, opt_state, meta, data}
+
+``meta`` holds the stage's fingerprint (the config values that decide what it produces) and the
+step; a resume whose fingerprint differs is refused, naming the differing keys. ``data`` holds
+the position of the input pipeline (its step: batches are a pure function of the step).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from jina_jax.errors import CheckpointMismatchError
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointSaveError(RuntimeError):
+    pass
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """``key: was X, now Y`` for every leaf that differs between two nested dicts."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: was {a!r}, now {b!r}")
+    return out
+
+
+class TrainCheckpointer:
+    """Save / restore of a stage's train state under ``<stage folder>/checkpoints``."""
+
+    def __init__(
+        self,
+        stage_dir: str | os.PathLike,
+        *,
+        fingerprint: dict,
+        keep: int = 3,
+        async_save: bool = True,
+    ):
+        self.directory = pathlib.Path(stage_dir).absolute() / CHECKPOINT_DIR
+        self.fingerprint = fingerprint
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+        )
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self._saving: int | None = None
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def check_fingerprint(self, step: int) -> None:
+        """Refuses a checkpoint written by another config, naming the differing keys."""
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        problems = config_differences(meta["meta"].get("fingerprint", {}), self.fingerprint)
+        if problems:
+            raise CheckpointMismatchError(
+                f"{self.directory} holds a checkpoint of another config: "
+                + "; ".join(problems)
+                + ". Use a fresh --workdir or restore the original config."
+            )
+
+    def restore(self, step: int, abstract_state):
+        """``(params, opt_state)`` of ``step``, laid out as ``abstract_state`` (shapes and
+        shardings of a ``TrainState``)."""
+        self.check_fingerprint(step)
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardRestore(abstract_state.params),
+                opt_state=ocp.args.StandardRestore(abstract_state.opt_state),
+                data=ocp.args.JsonRestore(),
+            ),
+        )
+        if int(restored["data"]["step"]) != step:
+            raise CheckpointMismatchError(
+                f"checkpoint {step}: data position {restored['data']} does not match its step"
+            )
+        return restored["params"], restored["opt_state"]
+
+    def save(self, step: int, state) -> None:
+        """Starts an async save of ``step``; a failure of the previous save surfaces here."""
+        self.wait()
+        self._saving = step
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardSave(state.params),
+                opt_state=ocp.args.StandardSave(state.opt_state),
+                meta=ocp.args.JsonSave({"fingerprint": self.fingerprint, "step": step}),
+                data=ocp.args.JsonSave({"step": step}),
+            ),
+        )
+
+    def wait(self) -> None:
+        """Waits for the save in flight; a failed save names its step and the intact one."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:
+            raise CheckpointSaveError(
+                f"saving the checkpoint of step {self._saving} failed ({e}); the checkpoint of "
+                f"step {self.manager.latest_step()} in {self.directory} is intact"
+            ) from e
+        self._saving = None
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def checkpoint_manager(stage_dir: str | os.PathLike, *, create: bool = True, keep: int | None = 3):
+    directory = pathlib.Path(stage_dir).absolute() / CHECKPOINT_DIR
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create)
+    return ocp.CheckpointManager(directory, options=options)
+
+
+def latest_step(stage_dir: str | os.PathLike) -> int | None:
+    if not (pathlib.Path(stage_dir) / CHECKPOINT_DIR).exists():
+        return None
+    with checkpoint_manager(stage_dir, create=False) as manager:
+        return manager.latest_step()
+
+
+def save_params(stage_dir: str | os.PathLike, step: int, params) -> None:
+    """Saves a bare ``params`` item (what ``convert`` writes; training adds more items)."""
+    with checkpoint_manager(stage_dir) as manager:
+        manager.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(params)))
+        manager.wait_until_finished()
+
+
+def restore_params(stage_dir: str | os.PathLike, step: int | None = None, abstract=None):
+    """The ``params`` item of ``step`` (default: latest) as host numpy arrays, and the step.
+    Without ``abstract`` the tree comes back as saved (callers check shapes and name what
+    differs; orbax's own message would not)."""
+    with checkpoint_manager(stage_dir, create=False) as manager:
+        step = manager.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"{pathlib.Path(stage_dir) / CHECKPOINT_DIR}: no checkpoint")
+        restore = ocp.args.StandardRestore(abstract)
+        restored = manager.restore(step, args=ocp.args.Composite(params=restore))
+    return jax.tree.map(np.asarray, restored["params"]), step
+
+
+def host_tree(tree) -> Any:
+    return jax.tree.map(np.asarray, tree)

@@ -1,0 +1,167 @@
+"""Training objectives: what one step minimises, given parameters and a batch of the one batch
+schema (``jina_jax.data.pipeline``: ``ids, segments, positions [R, L]`` plus per-text lengths).
+
+``ContrastiveObjective`` (pairs and hard negatives, jina-embeddings v1/v2) embeds every text of
+the batch in one encoder pass over its rows (packed or one text per row) and pools each text
+by its segment id. ``MLMObjective`` is the backbone's masked-LM pretraining (v2, stage 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jina_jax import losses
+from jina_jax.data.masking import IGNORE_INDEX
+from jina_jax.models import EncoderConfig, build_encoder, build_mlm, forward_flops
+from jina_jax.models.pooling import segment_pool
+
+CONTRASTIVE_LOSSES = ("infonce", "v1")
+
+
+def batch_layout(batch) -> tuple[int, int, int]:
+    """``(B, K, N)`` of a contrastive batch: queries, hard negatives per query, texts (B(2+K))."""
+    b = batch["query_lengths"].shape[0]
+    docs = batch["docs_lengths"].shape[0]
+    return b, docs // b - 1, b + docs
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastiveObjective:
+    """Pairs (q, p) and items with hard negatives (q, p, n_1..n_K).
+
+    ``loss="infonce"``: bidirectional InfoNCE, hard negatives added to the q->p denominator (v2).
+    ``loss="v1"``: the same plus the triplet margin term (jina-embeddings-v1, stage 2).
+    """
+
+    model: EncoderConfig
+    pooling: str = "mean"
+    loss: str = "infonce"
+    temperature: float = 0.05
+    margin: float = 0.05
+    triplet_weight: float = 1.0
+    bidirectional: bool = True
+
+    def __post_init__(self):
+        if self.loss not in CONTRASTIVE_LOSSES:
+            raise ValueError(f"unknown contrastive loss {self.loss!r}; use one of {CONTRASTIVE_LOSSES}")
+
+    @property
+    def module(self) -> nn.Module:
+        return build_encoder(self.model)
+
+    def init(self, rng: jax.Array, length: int = 8):
+        ids = jnp.zeros((1, length), jnp.int32)
+        return self.module.init(rng, ids, jnp.ones_like(ids))["params"]
+
+    def embed_rows(self, params, ids, segments, positions, num_texts: int, rng, train: bool):
+        """Rows ``ids/segments/positions [R, L]`` -> float32 ``[num_texts, D]`` in text order;
+        texts with no token in these rows (another GradCache chunk's) get zeros."""
+        rngs = {"dropout": rng} if train else {}
+        out = self.module.apply(
+            {"params": params},
+            ids,
+            deterministic=not train,
+            rngs=rngs,
+            segment_ids=segments,
+            position_ids=positions,
+        )
+        return segment_pool(out["last_hidden_state"], segments, positions, num_texts, self.pooling)
+
+    def embed(self, params, batch, rng, train: bool) -> jax.Array:
+        """Every text of the batch, ``[N, D]``: queries, positives, then hard negatives."""
+        _, _, n = batch_layout(batch)
+        return self.embed_rows(
+            params, batch["ids"], batch["segments"], batch["positions"], n, rng, train
+        )
+
+    def loss_from_embeddings(self, texts, batch):
+        """The loss of the text embeddings ``[N, D]`` laid out as ``batch``. Documents are the
+        positives then all hard negatives (``p p .. n n ..``), the layout the labels assume."""
+        b, k, _ = batch_layout(batch)
+        q, p = texts[:b], texts[b : 2 * b]
+        n = texts[2 * b :].reshape(b, k, -1) if k else None
+        if self.loss == "v1" and n is not None:
+            return losses.v1_hard_negative_loss(
+                q,
+                p,
+                n,
+                temperature=self.temperature,
+                margin=self.margin,
+                triplet_weight=self.triplet_weight,
+            )
+        return losses.infonce_loss(
+            q,
+            p,
+            temperature=self.temperature,
+            negatives=n,
+            in_batch_negatives=batch.get("in_batch_negatives", True),
+            bidirectional=self.bidirectional,
+        )
+
+    def __call__(self, params, batch, rng, train: bool = True):
+        return self.loss_from_embeddings(self.embed(params, batch, rng, train), batch)
+
+    def tokens(self, batch) -> int:
+        """Token slots the encoder ran (padding included)."""
+        return batch["ids"].size
+
+    def examples(self, batch) -> int:
+        return batch["query_lengths"].shape[0]
+
+    def flops(self, batch) -> float:
+        """Model FLOPs of a training step: forward + backward = 3 x forward."""
+        return 3 * forward_flops(self.model, *batch["ids"].shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class MLMObjective:
+    """Masked-language-model pretraining of the backbone (inputs masked in the data pipeline)."""
+
+    model: EncoderConfig
+    max_mask_fraction: float = 0.5  # upper bound on masked tokens per row (30% is the default)
+
+    @property
+    def module(self) -> nn.Module:
+        return build_mlm(self.model)
+
+    def init(self, rng: jax.Array, length: int = 8):
+        ids = jnp.zeros((1, length), jnp.int32)
+        return self.module.init(rng, ids, jnp.ones_like(ids))["params"]
+
+    def _slots(self, length: int) -> int:
+        return min(length, int(np.ceil(length * self.max_mask_fraction)))
+
+    def __call__(self, params, batch, rng, train: bool = True):
+        rngs = {"dropout": rng} if train else {}
+        labels = batch["labels"]
+        # Only masked positions reach the vocabulary projection: the first `slots` of each row
+        # after sorting masked positions first (slots > mask_prob * L, so none are dropped).
+        slots = self._slots(labels.shape[1])
+        predict_at = jnp.argsort(labels == IGNORE_INDEX, axis=1, stable=True)[:, :slots]
+        logits = self.module.apply(
+            {"params": params},
+            batch["ids"],
+            deterministic=not train,
+            rngs=rngs,
+            segment_ids=batch["segments"],
+            position_ids=batch["positions"],
+            predict_at=predict_at,
+        )
+        return losses.mlm_loss(logits, jnp.take_along_axis(labels, predict_at, axis=1))
+
+    def tokens(self, batch) -> int:
+        return batch["ids"].size
+
+    def examples(self, batch) -> int:
+        return batch["ids"].shape[0]
+
+    def flops(self, batch) -> float:
+        rows, length = batch["ids"].shape
+        hidden = self.model.hidden_size
+        head = 2 * rows * self._slots(length) * (hidden * hidden + hidden * self.model.vocab_size)
+        return 3 * (forward_flops(self.model, rows, length) + head)

@@ -1,0 +1,157 @@
+"""Stage kinds: each builds, from the run config, its model, objective, batches and fingerprint,
+and says how the previous stage's weights become its starting weights. ``jina_jax.main`` runs
+whichever the config's ``stages`` list.
+
+    task = TASKS["pairs"](config, "pairs")
+    objective = task.objective(task.model_config(base_config))
+    batches = task.batches(tokenizer, mesh, rules)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+from ml_collections import ConfigDict
+
+from jina_jax import config_lib
+from jina_jax import sharding as shd
+from jina_jax.data import catalog
+from jina_jax.data.pipeline import MLMBatches, PairBatches
+from jina_jax.data.sampler import DatasetSpec
+from jina_jax.models import EncoderConfig
+from jina_jax.training.objectives import ContrastiveObjective, MLMObjective
+
+
+class StageTask:
+    """What every stage kind provides; ``name`` is its block in the config."""
+
+    def __init__(self, config: ConfigDict, name: str):
+        self.config = config
+        self.name = name
+        self.cfg = config[name]
+
+    def sources(self) -> list[str]:
+        """Dataset sources the stage reads (the starter corpus is built if one is in it)."""
+        raise NotImplementedError
+
+    def model_config(self, base: EncoderConfig) -> EncoderConfig:
+        return base
+
+    def objective(self, model_config: EncoderConfig):
+        raise NotImplementedError
+
+    def batches(self, tokenizer, mesh, rules):
+        raise NotImplementedError
+
+    def starting_params(self, params) -> tuple[Any, tuple[str, ...]]:
+        """The previous stage's (or the import's) encoder or MLM weights -> this stage's
+        parameter tree, and patterns of parameters the conversion knowingly lacks (they start
+        fresh, like the config's ``reinit`` patterns)."""
+        return params, ()
+
+    def fingerprint(self) -> dict:
+        return config_lib.stage_fingerprint(self.config, self.name)
+
+    def _process(self) -> dict[str, int]:
+        return dict(process_index=jax.process_index(), process_count=jax.process_count())
+
+
+class MLMTask(StageTask):
+    """Masked-LM pretraining of the backbone (v2 stage 0)."""
+
+    def sources(self) -> list[str]:
+        return [self.cfg.data]
+
+    def model_config(self, base: EncoderConfig) -> EncoderConfig:
+        return dataclasses.replace(base, add_pooler=False)  # the MLM model has no pooler
+
+    def objective(self, model_config: EncoderConfig) -> MLMObjective:
+        return MLMObjective(model_config)
+
+    def batches(self, tokenizer, mesh, rules) -> MLMBatches:
+        return MLMBatches(
+            catalog.text_source(self.cfg.data, self.config.data),
+            tokenizer,
+            self.cfg.max_length,
+            self.cfg.batch_size,
+            self.config.seed,
+            mask_prob=self.cfg.mask_prob,
+            row_multiple=shd.batch_shards(mesh, rules),
+            **self._process(),
+        )
+
+    def starting_params(self, params):
+        if "cls" in params:  # an MLM checkpoint: continue pretraining it
+            return params, ()
+        encoder = {k: v for k, v in params.items() if k != "pooler"}
+        return {"bert": encoder}, ("cls/.*",)  # an encoder gets a fresh MLM head
+
+
+class ContrastiveTask(StageTask):
+    """Pairs (InfoNCE over the global batch) or hard negatives (v2: InfoNCE with the negatives
+    in the q->p denominator; v1: plus a triplet margin term)."""
+
+    def sources(self) -> list[str]:
+        return [ds.source for ds in self.cfg.datasets.values()]
+
+    def objective(self, model_config: EncoderConfig) -> ContrastiveObjective:
+        cfg = self.cfg
+        return ContrastiveObjective(
+            model_config,
+            pooling=self.config.pooling,
+            loss=cfg.loss,
+            temperature=cfg.temperature,
+            margin=cfg.margin,
+            triplet_weight=cfg.triplet_weight,
+        )
+
+    def batches(self, tokenizer, mesh, rules) -> PairBatches:
+        cfg = self.cfg
+        if not cfg.datasets:
+            raise ValueError(f"config.{self.name}.datasets is empty: name at least one dataset")
+        specs, sources = [], {}
+        for name, ds in cfg.datasets.items():
+            sources[name] = catalog.pair_source(
+                ds.source, self.config.data, min_negatives=cfg.num_negatives
+            )
+            specs.append(
+                DatasetSpec(
+                    name,
+                    scale=ds.scale,
+                    batch_size=ds.batch_size,
+                    query_prefix=ds.query_prefix,
+                    passage_prefix=ds.passage_prefix,
+                    in_batch_negatives=ds.in_batch_negatives,
+                    num_negatives=cfg.num_negatives,
+                )
+            )
+        # Rows split evenly over the batch shards, and over GradCache chunks.
+        row_multiple = math.lcm(shd.batch_shards(mesh, rules), cfg.grad_cache_chunk or 1)
+        return PairBatches(
+            sources,
+            specs,
+            tokenizer,
+            cfg.query_max_length,
+            cfg.passage_max_length,
+            self.config.seed,
+            pad_to_max_length=cfg.pad_to_max_length,
+            pack=cfg.pack,
+            row_multiple=row_multiple,
+            row_steps_per_octave=cfg.pack_row_steps,
+            **self._process(),
+        )
+
+    def starting_params(self, params):
+        if "cls" in params:  # an MLM backbone: its encoder, whose pooler it never had
+            return params["bert"], ("pooler/.*",)
+        return params, ()
+
+
+TASKS: dict[str, type[StageTask]] = {
+    "mlm": MLMTask,
+    "pairs": ContrastiveTask,
+    "triplets": ContrastiveTask,
+}
