@@ -177,6 +177,18 @@ def _periodic_evals(run: Run, base, model_config, folder: pathlib.Path):
     return evaluate
 
 
+def starter_embedder():
+    """The starter build's auxiliary embedder (all-MiniLM-L6-v2 with the build's default
+    settings), for ``catalog.ensure_data`` when a stage needs the corpus and it is missing."""
+    from jina_jax.data.starter import StarterConfig
+    from jina_jax.loading import load_embedder
+
+    aux = StarterConfig(data_dir=pathlib.Path("."))
+    return load_embedder(
+        aux.aux_model, batch_size=aux.aux_batch_size, max_length=aux.aux_max_length
+    )
+
+
 def stage_train(kind: str) -> Callable:
     def run_stage(run: Run, previous: pathlib.Path | None) -> dict:
         import dataclasses
@@ -195,7 +207,7 @@ def stage_train(kind: str) -> Callable:
         config, cfg = run.config, run.config[kind]
         base = run.base_model()
         sources = [cfg.data] if kind == "mlm" else [ds.source for ds in cfg.datasets.values()]
-        catalog.ensure_data(config.data, sources)
+        catalog.ensure_data(config.data, sources, embedder_factory=starter_embedder)
         folder = stage_dir(run.workdir, kind)
         process = dict(process_index=jax.process_index(), process_count=jax.process_count())
         if kind == "mlm":

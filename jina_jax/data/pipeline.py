@@ -336,7 +336,7 @@ def word_starts(word_ids: Sequence[int | None]) -> np.ndarray:
 
 
 class MLMBatches:
-    """Masked-language-model batches with whole-word masking (SPEC §3 stage 0).
+    """Masked-language-model batches with whole-word masking (the MLM pre-training stage).
 
     texts: random-access sequence of documents. Each is tokenised with the model's special tokens
     and truncated to `max_length`; words come from the fast tokenizer's `word_ids()` (its
