@@ -55,8 +55,9 @@ MAX_CHARS = 20_000
 def raw_pairs(data_dir: pathlib.Path, dataset: str):
     """The starter build's pairs of ``dataset`` before cleaning (held-out texts removed)."""
     from jina_jax.data import starter as st
+    from jina_jax.data.starter.cache import read_json
 
-    manifest = st.read_json(data_dir / "manifest.json")
+    manifest = read_json(data_dir / "manifest.json")
     fields = {f.name for f in dataclasses.fields(st.StarterConfig)}
     config = st.StarterConfig(
         data_dir=data_dir, **{k: v for k, v in manifest["config"].items() if k in fields}
@@ -67,7 +68,7 @@ def raw_pairs(data_dir: pathlib.Path, dataset: str):
         raise FileNotFoundError(
             f"{extract_dir} lacks {missing}: rebuild the starter (python -m jina_jax.data.starter)"
         )
-    extracted = {name: st.read_json(extract_dir / f"{name}.json.gz") for name in st.EXTRACTORS}
+    extracted = {name: read_json(extract_dir / f"{name}.json.gz") for name in st.EXTRACTORS}
     splits = st.make_splits(extracted, config)
     if dataset not in splits.pairs:
         raise ValueError(f"unknown pair dataset {dataset!r}; known: {sorted(splits.pairs)}")
@@ -91,9 +92,10 @@ def plant_noise(records, fraction: float, seed: int = 0):
     return out, chosen.tolist()
 
 
-def filter_variants(records, embed, *, top_k: int = 2, max_length: int = 128):
-    """{variant: (kept records, [FilterReport, ...])} for the four variants. ``embed``: texts ->
-    L2-normalised [N, D] (memoised by the caller, so "both" re-uses "consistency"'s vectors)."""
+def filter_variants(records, embedder, *, top_k: int = 2, max_length: int = 128):
+    """{variant: (kept records, [FilterReport, ...])} for the four variants. ``embedder``: the
+    consistency filter's auxiliary embedder (``jina_jax.embedders``; memoised by the caller, so
+    "both" re-uses "consistency"'s vectors)."""
     from jina_jax.data import filters
 
     base, dedup = filters.ExactDedup()(records, dataset="raw")
@@ -101,7 +103,7 @@ def filter_variants(records, embed, *, top_k: int = 2, max_length: int = 128):
 
     def consistency(rows):
         stage = filters.ConsistencyFilter(
-            model=embed, sample_size=len(rows), top_k=top_k, max_length=max_length
+            embedder=embedder, sample_size=len(rows), top_k=top_k, max_length=max_length
         )
         return stage(rows, dataset="raw")
 
@@ -197,8 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import jina_jax
     from jina_jax.data import filters
-    from jina_jax.data import starter as st
+    from jina_jax.data.starter import MemoEmbedder
     from jina_jax.evaluators.common import data_dir_or_default, stable_subsample
+    from jina_jax.loading import load_embedder
 
     data_dir = data_dir_or_default(args.data_dir)
     records = raw_pairs(data_dir, args.dataset)
@@ -212,8 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         records, planted = plant_noise(records, args.planted_noise)
     print(f"{args.dataset}: {n_raw} raw pairs, {len(records)} used", flush=True)
 
-    embed = st.MemoEmbedder(st.minilm_embedder(args.aux_model, max_length=128))
-    variants = filter_variants(records, embed)
+    embedder = MemoEmbedder(load_embedder(args.aux_model, batch_size=64, max_length=128))
+    variants = filter_variants(records, embedder)
     print(filters.format_filter_report(r for _, reports in variants.values() for r in reports))
 
     retrieval_sets = [s for s in args.retrieval_sets.split(",") if s]

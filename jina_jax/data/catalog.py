@@ -17,6 +17,7 @@ import logging
 import pathlib
 from collections.abc import Sequence
 
+from jina_jax.data import starter
 from jina_jax.data.readers import ReadReport, read_pairs, read_texts
 from jina_jax.data.records import PairRecord
 
@@ -30,22 +31,30 @@ def _data_dir(data_cfg) -> pathlib.Path:
 
 
 def ensure_data(data_cfg, sources, embedder_factory=None) -> None:
-    """Builds the starter corpus if one of ``sources`` is in it and it is not there yet."""
+    """Builds the starter corpus if one of ``sources`` is in it and it is not there yet.
+
+    ``embedder_factory(model, batch_size=, max_length=)`` loads the build's auxiliary embedder
+    (all-MiniLM-L6-v2 by default; ``jina_jax.loading.load_embedder``); called only when a build
+    is needed.
+    """
     if not any(str(s).startswith(STARTER_PREFIX) for s in sources):
         return
-    from jina_jax.data import starter
-
     directory = _data_dir(data_cfg)
     if (directory / "manifest.json").is_file():
         return
-    if not data_cfg.get("build_starter", True):
+    if not data_cfg.build_starter or embedder_factory is None:
         raise FileNotFoundError(
             f"{directory}: no starter corpus; build it with python -m jina_jax.data.starter "
-            f"--data-dir {directory} (or set config.data.build_starter=True)"
+            f"--data-dir {directory} (or, with config.data.build_starter=True, give ensure_data "
+            "an embedder_factory)"
         )
-    limit = int(data_cfg.get("max_pairs_per_dataset", 0)) or None
+    limit = int(data_cfg.max_pairs_per_dataset) or None
     print(f"building the offline starter corpus in {directory} (once; a few minutes)")
-    starter.build_starter(starter.StarterConfig(data_dir=directory, max_pairs_per_dataset=limit))
+    config = starter.StarterConfig(data_dir=directory, max_pairs_per_dataset=limit)
+    aux = embedder_factory(
+        config.aux_model, batch_size=config.aux_batch_size, max_length=config.aux_max_length
+    )
+    starter.build_starter(config, aux)
 
 
 def _is_tfds_folder(path: pathlib.Path) -> bool:

@@ -1,4 +1,6 @@
-"""Cleaning filters for pair / triplet data (SPEC §3 "Data cleaning").
+"""Cleaning filters for pair / triplet data, as in the data preparation of jina-embeddings v1
+(Günther et al. 2023): de-duplication, language filter, consistency filter, and a cross-encoder
+margin filter for triplets.
 
 A filter is a callable `filter(records, dataset="name") -> (kept, FilterReport)`; kept records
 stay in input order. `run_filters` chains several and `format_filter_report` renders the reports
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from jina_jax.data.hashing import normalize_text
 from jina_jax.data.records import NegationRecord, PairRecord, STSRecord
 
 log = logging.getLogger(__name__)
@@ -92,11 +95,6 @@ def sides(record: Record) -> tuple[str, ...]:
     raise TypeError(f"not a record: {type(record).__name__}")
 
 
-def normalize_text(text: str) -> str:
-    """Case- and whitespace-insensitive form used for de-duplication."""
-    return " ".join(text.casefold().split())
-
-
 def _report(name: str, dataset: str, n_in: int, kept: list, removed: Counter, note: str = ""):
     return FilterReport(name, dataset, n_in, len(kept), dict(removed), note)
 
@@ -155,6 +153,7 @@ class NearDedup:
     name: str = "near_dedup"
 
     def __call__(self, records, dataset: str = ""):
+        # optional: datasketch is only needed for near-duplicate removal
         from datasketch import MinHash, MinHashLSH
 
         records = list(records)
@@ -230,6 +229,7 @@ class LanguageFilter:
 
 
 def _langid_identifier() -> Callable[[list[str]], list[str]]:
+    # optional: py3langid is only needed for the language filter
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
@@ -237,7 +237,7 @@ def _langid_identifier() -> Callable[[list[str]], list[str]]:
 
 
 def _fasttext_identifier(model_file: str | os.PathLike) -> Callable[[list[str]], list[str]]:
-    try:
+    try:  # optional: fasttext only for LanguageFilter(fasttext_model=...)
         import fasttext
     except ImportError as error:
         raise ImportError(
@@ -265,26 +265,36 @@ class ConsistencyFilter:
 
     As in the paper: the candidates are the positives of a random sample of `sample_size` pairs
     (all pairs when the dataset is smaller; a text sampled twice is one candidate), embedded with
-    the auxiliary model (all-MiniLM-L6-v2 by default) through `jina_jax.encode`, cosine
-    similarity. A pair's rank is 1 + the number of candidates scoring strictly higher than its own
-    positive; its own positive, when sampled, is the same vector and never counts against it.
-    Works on PairRecord (query, positive); other records use their first two sides.
+    the auxiliary model, cosine similarity. A pair's rank is 1 + the number of candidates scoring
+    strictly higher than its own positive; its own positive, when sampled, is the same vector and
+    never counts against it. Works on PairRecord (query, positive); other records use their first
+    two sides.
+
+    `embedder` is the auxiliary model (the paper used all-MiniLM-L6-v2): an object with
+    `embed(texts, *, max_length=None) -> [N, D]` L2-normalised rows, e.g.
+    `jina_jax.loading.load_embedder("all-MiniLM-L6-v2")`; `max_length` is passed to it (None: the
+    embedder's own).
 
     Memory is bounded: the sample's embeddings [S, D], those of `chunk_size` pairs at a time, and
     a `block_size` x S score matrix (256 x 1M float32 = 1 GB).
-    `model` is an alias or folder for `jina_jax.load_model`, a loaded `jina_jax.Model`, or any
-    function `texts -> [N, D]` L2-normalised embeddings.
     """
 
-    model: Any = "all-MiniLM-L6-v2"
+    embedder: Any = None
     sample_size: int = 1_000_000
     top_k: int = 2
-    batch_size: int = 128
-    max_length: int = 128
+    max_length: int | None = None
     chunk_size: int = 65_536
     block_size: int = 256
     seed: int = 0
     name: str = "consistency"
+
+    def __post_init__(self):
+        if not callable(getattr(self.embedder, "embed", None)):
+            raise ValueError(
+                "ConsistencyFilter needs embedder=<an object with embed(texts, *, max_length=None)"
+                " -> [N, D] L2-normalised rows>, e.g. jina_jax.loading.load_embedder("
+                f"'all-MiniLM-L6-v2'); got {self.embedder!r}"
+            )
 
     def __call__(self, records, dataset: str = ""):
         records = list(records)
@@ -297,13 +307,13 @@ class ConsistencyFilter:
             sample = np.sort(rng.choice(n, size=self.sample_size, replace=False))
         candidate_texts = sorted({sides(records[i])[1] for i in sample})
         candidate_index = {text: i for i, text in enumerate(candidate_texts)}
-        candidates = self.embed(candidate_texts)  # [S, D]
+        candidates = self._embed(candidate_texts)  # [S, D]
         keep = np.empty(n, dtype=bool)
         for start in range(0, n, self.chunk_size):
             pairs = [sides(record)[:2] for record in records[start : start + self.chunk_size]]
             new = sorted({q for q, _ in pairs} | {p for _, p in pairs if p not in candidate_index})
             new_index = {text: i for i, text in enumerate(new)}
-            vectors = self.embed(new)
+            vectors = self._embed(new)
             queries = vectors[[new_index[q] for q, _ in pairs]]
             positives = np.stack(
                 [
@@ -320,21 +330,9 @@ class ConsistencyFilter:
         removed = Counter({f"positive not in top {self.top_k}": int((~keep).sum())})
         return kept, _report(self.name, dataset, n, kept, removed)
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str]) -> np.ndarray:
         """[len(texts), D] L2-normalised embeddings from the auxiliary model."""
-        import jina_jax
-
-        if isinstance(self.model, str | os.PathLike):
-            self.model = jina_jax.load_model(self.model)
-        if isinstance(self.model, jina_jax.Model):
-            return jina_jax.encode(
-                self.model,
-                texts,
-                batch_size=self.batch_size,
-                max_length=self.max_length,
-                normalize=True,
-            )
-        return np.asarray(self.model(texts), dtype=np.float32)
+        return np.asarray(self.embedder.embed(texts, max_length=self.max_length), np.float32)
 
 
 def consistent_pairs(
@@ -417,6 +415,7 @@ class CrossEncoderFilter:
             return lambda pairs: self.model.predict(pairs, batch_size=self.batch_size)
         if not pathlib.Path(self.model).is_dir():
             return None
+        # optional: sentence-transformers (the torch extra) only for a cross-encoder folder
         from sentence_transformers import CrossEncoder
 
         self.model = CrossEncoder(str(self.model), device="cpu", local_files_only=True)

@@ -1,5 +1,6 @@
 """Which records make up training batch `step`: one dataset per batch, drawn in proportion to
-`size * scale` (SPEC §3), with random access so that resuming needs only the step number.
+`size * scale` (the dataset sampling of jina-embeddings v1, Günther et al. 2023), with random
+access so that resuming needs only the step number.
 
 Determinism and random access
 -----------------------------

@@ -21,6 +21,15 @@ def lookup(texts):
     return np.array([VECTORS[t] for t in texts], np.float32)
 
 
+class Lookup:
+    """``lookup`` as an embedder."""
+
+    name = "lookup"
+
+    def embed(self, texts, *, max_length=None):
+        return lookup(texts)
+
+
 def test_consistency_rule_known_answer():
     q = lookup(["q0", "q1", "q2", "q3"])
     p = lookup(["p0", "p1", "p2", "p3"])
@@ -49,15 +58,15 @@ def test_consistency_rule_known_answer():
 
 def test_consistency_filter_known_answer_with_a_stand_in_model():
     records = [PairRecord(f"q{i}", f"p{i}") for i in range(4)]
-    kept, report = ConsistencyFilter(model=lookup, top_k=2, chunk_size=3)(records, "toy")
+    kept, report = ConsistencyFilter(embedder=Lookup(), top_k=2, chunk_size=3)(records, "toy")
     assert kept == records[:3] and report.removed_by_reason == {"positive not in top 2": 1}
     # A positive text that occurs twice is ONE candidate: pair 4 repeats "p1", so pair 3 still
     # has two candidates above it (p1, p2) and survives top_k=3.
     records.append(PairRecord("q4", "p1"))
-    kept, _ = ConsistencyFilter(model=lookup, top_k=3)(records, "toy")
+    kept, _ = ConsistencyFilter(embedder=Lookup(), top_k=3)(records, "toy")
     assert kept == records
     # With a sample of one positive, at most one candidate can outrank a pair: all kept at k=2.
-    kept, _ = ConsistencyFilter(model=lookup, top_k=2, sample_size=1)(records, "toy")
+    kept, _ = ConsistencyFilter(embedder=Lookup(), top_k=2, sample_size=1)(records, "toy")
     assert kept == records
 
 
@@ -66,6 +75,7 @@ def test_consistency_filter_on_real_pairs_with_planted_mismatches():
     docstring, as in title -> abstract data); planted pairs join a query with an unrelated
     docstring."""
     from jina_jax.data.stdlib_text import stdlib_docs
+    from jina_jax.loading import load_embedder
 
     docs = stdlib_docs(1000)
     assert len(docs) >= 400
@@ -81,7 +91,8 @@ def test_consistency_filter_on_real_pairs_with_planted_mismatches():
     for i in rng.choice(len(true), 15, replace=False):
         j = rng.choice([j for j in range(len(true)) if module[j] != module[i]])
         planted.append(PairRecord(true[i].query, true[j].positive))
-    kept, report = ConsistencyFilter(batch_size=32, max_length=64)(true + planted, "stdlib")
+    minilm = load_embedder("all-MiniLM-L6-v2", batch_size=32)
+    kept, report = ConsistencyFilter(embedder=minilm, max_length=64)(true + planted, "stdlib")
     kept = set(kept)
     assert not kept & set(planted)
     kept_true = sum(r in kept for r in true) / len(true)

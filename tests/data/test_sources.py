@@ -311,7 +311,7 @@ LEE_MATRIX = "1\t0.5\t0.25\n0\t1\t0.75\n0\t0\t1\n"
 
 
 def b64_number(value: int) -> str:
-    """dictd's base-64 numbers, written independently of gcide.encode_b64_number."""
+    """dictd's base-64 numbers (the inverse of gcide.decode_b64_number, written here)."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     out = alphabet[value % 64]
     while value >= 64:

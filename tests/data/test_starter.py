@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_sources import write_sample_sources
 
-from jina_jax.data import filters, starter
+from jina_jax.data import filters, hashing, starter
 from jina_jax.data.records import PairRecord
 
 REAL_BUILD = pathlib.Path(
@@ -22,13 +22,22 @@ REAL_BUILD = pathlib.Path(
 )
 
 
-def bag_of_words_embedder(texts: list[str]) -> np.ndarray:
-    """A cheap stand-in for the auxiliary model: hashed word counts, L2-normalised."""
-    out = np.zeros((len(texts), 256), np.float32)
-    for i, text in enumerate(texts):
-        for word in filters.normalize_text(text).split():
-            out[i, zlib.crc32(word.encode()) % 256] += 1.0
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+class BagOfWordsEmbedder:
+    """A cheap stand-in for the auxiliary model: hashed word counts, L2-normalised. ``calls``
+    records the size of every ``embed`` call."""
+
+    name = "bag-of-words"
+
+    def __init__(self):
+        self.calls: list[int] = []
+
+    def embed(self, texts: list[str], *, max_length: int | None = None) -> np.ndarray:
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), 256), np.float32)
+        for i, text in enumerate(texts):
+            for word in filters.normalize_text(text).split():
+                out[i, zlib.crc32(word.encode()) % 256] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
 # --------------------------------------------------------------------------- splits
@@ -36,8 +45,8 @@ def bag_of_words_embedder(texts: list[str]) -> np.ndarray:
 
 def test_stable_fraction_is_sha1_of_salted_normalised_text():
     expected = int.from_bytes(hashlib.sha1(b"manpages\0open a file").digest()[:8], "big") / 2**64
-    assert starter.stable_fraction("Open  a FILE", "manpages") == expected
-    assert starter.stable_fraction("open a file", "other salt") != expected
+    assert hashing.stable_fraction("Open  a FILE", "manpages") == expected
+    assert hashing.stable_fraction("open a file", "other salt") != expected
 
 
 def test_heldout_split_is_stable_and_disjoint():
@@ -53,9 +62,9 @@ def test_heldout_split_is_stable_and_disjoint():
     # a larger fraction only adds items
     assert held <= {t for t in texts if starter.is_heldout(t, "s", 0.2)}
     keys = [f"k{i}" for i in range(100)]
-    sample = starter.stable_sample(keys, 10, "x")
+    sample = hashing.stable_sample(keys, 10, "x")
     assert sample == sorted(sample) and len(sample) == 10
-    assert starter.stable_sample(keys[::-1], 10, "x") == sorted(99 - i for i in sample)
+    assert hashing.stable_sample(keys[::-1], 10, "x") == sorted(99 - i for i in sample)
 
 
 def test_mine_hard_negatives_skips_self_same_query_and_near_duplicates():
@@ -108,7 +117,7 @@ def mini_build(tmp_path_factory):
         negation_test=1.0,
         min_body_words=3,
     )
-    manifest = starter.build_starter(config, embed=bag_of_words_embedder)
+    manifest = starter.build_starter(config, BagOfWordsEmbedder())
     return root, config, manifest
 
 
@@ -172,15 +181,12 @@ def test_mini_build_keeps_eval_text_out_of_training(mini_build):
 
 def test_mini_build_rerun_is_cached(mini_build):
     root, config, manifest = mini_build
-    calls = []
+    embedder = BagOfWordsEmbedder()
+    calls = embedder.calls
 
-    def embed(texts):
-        calls.append(len(texts))
-        return bag_of_words_embedder(texts)
-
-    assert starter.build_starter(config, embed=embed)["built"] == manifest["built"]
+    assert starter.build_starter(config, embedder)["built"] == manifest["built"]
     (root / "manifest.json").unlink()  # steps are still cached one by one
-    rebuilt = starter.build_starter(config, embed=embed)
+    rebuilt = starter.build_starter(config, embedder)
     assert not calls
     assert rebuilt["counts"] == manifest["counts"]
     assert len(rebuilt["cache_hits"]) == len(starter.EXTRACTORS) + len(starter.PAIR_DATASETS)

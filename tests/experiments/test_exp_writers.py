@@ -61,13 +61,17 @@ def test_negation_table_and_check():
     assert negation.slug("runs/v2/pairs/") == "runs_v2_pairs"
 
 
-def bag_of_words_embedder(texts):
+class BagOfWordsEmbedder:
     """A deterministic stand-in for the auxiliary model: hashed word counts, L2-normalised."""
-    out = np.zeros((len(texts), 64), np.float32)
-    for i, text in enumerate(texts):
-        for word in text.lower().split():
-            out[i, sum(map(ord, word)) % 64] += 1
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    name = "bag-of-words"
+
+    def embed(self, texts, *, max_length=None):
+        out = np.zeros((len(texts), 64), np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, sum(map(ord, word)) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
 def test_ablation_variants_and_table():
@@ -84,7 +88,7 @@ def test_ablation_variants_and_table():
     noisy, planted = ablation_filters.plant_noise(records[:8], 0.5, seed=1)
     assert len(planted) == 4
     assert all(noisy[i].positive != records[i].positive for i in planted)
-    variants = ablation_filters.filter_variants(records, bag_of_words_embedder)
+    variants = ablation_filters.filter_variants(records, BagOfWordsEmbedder())
     assert len(variants["none"][0]) == 9  # the duplicate is gone in every variant
     assert len(variants["language"][0]) == 8  # the German pair is gone
     assert len(variants["both"][0]) <= len(variants["language"][0])

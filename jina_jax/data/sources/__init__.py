@@ -1,4 +1,4 @@
-"""Real English text that this machine can fetch without a model or dataset hub (SPEC §5).
+"""Real English text that this machine can fetch without a model or dataset hub.
 
 One module per source. Each has pure parsers over local files (paths passed in) and a
 ``fetch_*(cache_dir)`` that downloads and unpacks the raw files once (``deb.fetch_deb`` /

@@ -77,7 +77,7 @@ def _paragraphs(lines: list[str]) -> tuple[str, ...]:
 
 def decompress_lz4(path: str | os.PathLike) -> str:
     """Text of an lz4-framed file, with the ``lz4`` package or else the ``lz4cat`` tool."""
-    try:
+    try:  # optional: the lz4 package, else the lz4cat tool
         import lz4.frame
     except ImportError:
         if shutil.which("lz4cat") is None:

@@ -41,16 +41,6 @@ def decode_b64_number(text: str) -> int:
     return value
 
 
-def encode_b64_number(value: int) -> str:
-    """Inverse of ``decode_b64_number`` (used to build test fixtures)."""
-    digits = ""
-    while True:
-        value, digit = divmod(value, 64)
-        digits = B64[digit] + digits
-        if value == 0:
-            return digits
-
-
 def read_index(path: str | os.PathLike) -> list[tuple[str, int, int]]:
     out = []
     with open(path, encoding="utf-8", errors="replace") as f:

@@ -1,7 +1,8 @@
-"""Negation triplets from real text (SPEC §5): for a WordNet word A with an antonym B,
-anchor = A's WordNet definition, entailment = the GCIDE sense of A sharing the most words with
-the anchor, negative = B's WordNet definition, kept only when that definition negates
-(starts with "not", "lacking", "without" or "no"). About 700 triplets.
+"""Negation triplets (as in the negation data of jina-embeddings v1, Günther et al. 2023) from
+real text: for a WordNet word A with an antonym B, anchor = A's WordNet definition,
+entailment = the GCIDE sense of A sharing the most words with the anchor, negative = B's
+WordNet definition, kept only when that definition negates (starts with "not", "lacking",
+"without" or "no"). About 700 triplets.
 
 A usage note at the start of a WordNet definition, as in "(usually followed by `to') having
 the necessary means", is dropped first.
