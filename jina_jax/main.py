@@ -359,61 +359,24 @@ def stage_verify_export(run: Run, previous) -> dict:
 def stage_evaluate(run: Run, previous: pathlib.Path | None) -> dict:
     """Scores the latest model, and the baselines in ``config.evaluate.baselines`` ("tfidf", or
     any model path/alias), on every ``config.evals`` entry; writes results.json and a table."""
-    import jina_jax
-    from jina_jax.evaluators import run_evals
-    from jina_jax.evaluators.tfidf import run_tfidf
+    from jina_jax.embedders import TfidfEmbedder
+    from jina_jax.evaluators import compare, results_table
+    from jina_jax.loading import load_embedder
 
     config = run.config
     out = stage_dir(run.workdir, "evaluate")
-    data_dir = str(config.data.dir)
     entries = {name: dict(entry) for name, entry in config.evals.items()}
     if not entries:
         raise ValueError("stage 'evaluate' needs config.evals entries")
-    rows: dict[str, dict] = {}
-    candidates = [("ours", _require(previous, "evaluate"))]
-    candidates += [(b, b) for b in config.evaluate.get("baselines", ())]
-    for label, source in candidates:
-        print(f"[evaluate] {label}")
-        if source == "tfidf":
-            rows[label] = {}
-            for name, entry in entries.items():
-                args = {k: v for k, v in entry.items() if k not in ("type", "every")}
-                result = run_tfidf(entry["type"], data_dir=data_dir, **args)
-                if result is not None:
-                    rows[label][name] = result
-        else:
-            model = jina_jax.load_model(source)
-            rows[label] = run_evals(entries, model, data_dir=data_dir)
+    embedders = {"ours": load_embedder(_require(previous, "evaluate"))}
+    for name in config.evaluate.get("baselines", ()):
+        embedders[name] = TfidfEmbedder() if name == "tfidf" else load_embedder(name)
+    rows = compare(entries, embedders, data_dir=str(config.data.dir))
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     table = results_table(rows, entries)
     (out / "results.md").write_text(table + "\n")
     print(table)
     return {"results": str(out / "results.json"), "table": str(out / "results.md")}
-
-
-# The headline metric of each evaluator type, for tables.
-HEADLINE = {
-    "retrieval": "ndcg_at_10",
-    "sts": "spearman",
-    "negation": "hard_error_rate",
-    "pair_classification": "ap",
-    "reranking": "map",
-    "classification": "accuracy",
-    "clustering": "v_measure",
-}
-
-
-def results_table(rows: dict[str, dict], entries: dict[str, dict]) -> str:
-    names = list(entries)
-    header = [f"{n} ({HEADLINE.get(entries[n]['type'], '?')})" for n in names]
-    lines = ["| model | " + " | ".join(header) + " |", "|---" * (len(names) + 1) + "|"]
-    for label, results in rows.items():
-        cells = []
-        for n in names:
-            value = results.get(n, {}).get(HEADLINE.get(entries[n]["type"], ""), None)
-            cells.append("-" if value is None else f"{value:.4f}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 STAGES: dict[str, Callable] = {
