@@ -199,16 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import jina_jax
     from jina_jax.data import filters
+    from jina_jax.data.hashing import stable_sample
     from jina_jax.data.starter import MemoEmbedder
-    from jina_jax.evaluators.common import data_dir_or_default, stable_subsample
+    from jina_jax.evaluators.common import data_dir_or_default
     from jina_jax.loading import load_embedder
 
     data_dir = data_dir_or_default(args.data_dir)
     records = raw_pairs(data_dir, args.dataset)
     n_raw = len(records)
-    keep = stable_subsample(
-        [r.query + "\0" + r.positive for r in records], args.max_pairs, "ablation"
-    )
+    keep = stable_sample([r.query + "\0" + r.positive for r in records], args.max_pairs, "ablation")
     records = [records[i] for i in keep]
     planted: list[int] = []
     if args.planted_noise:

@@ -5,7 +5,8 @@ cosine similarity is a dot product; a scipy sparse matrix is allowed, e.g. TF-ID
 optionally ``fit(texts)``, called with a task's own texts before ``embed`` (TF-IDF learns its
 vocabulary there). ``name`` labels it in result tables.
 
-``ModelEmbedder`` wraps a jina_jax ``Model`` and the one encode path (``jina_jax.encode``).
+``ModelEmbedder`` wraps a jina_jax ``Model`` and the one encode path (``jina_jax.encode``);
+``TfidfEmbedder`` is the lexical baseline (sparse TF-IDF rows).
 """
 
 from __future__ import annotations
@@ -51,3 +52,30 @@ class ModelEmbedder:
             normalize=True,
             show_progress=False,
         )
+
+
+class TfidfEmbedder:
+    """Sparse TF-IDF rows (scikit-learn ``TfidfVectorizer(sublinear_tf=True, lowercase=True)``;
+    rows are L2-normalised, so cosine is a dot product). ``fit(texts)`` learns the vocabulary and
+    document frequencies; evaluators call it with each task's own texts. ``max_length`` is
+    ignored (nothing is truncated)."""
+
+    def __init__(self, *, name: str = "tfidf"):
+        self.name = name
+        self.vectorizer = None
+
+    def fit(self, texts: Sequence[str]) -> TfidfEmbedder:
+        # scikit-learn is only needed by this baseline (not a jina_jax dependency).
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer = TfidfVectorizer(sublinear_tf=True, lowercase=True).fit(list(texts))
+        return self
+
+    def embed(self, texts: Sequence[str], *, max_length: int | None = None):
+        """[N, V] scipy sparse matrix (CSR) of L2-normalised TF-IDF rows."""
+        if self.vectorizer is None:
+            raise RuntimeError(
+                f"TfidfEmbedder {self.name!r}: call fit(texts) before embed (the evaluators fit "
+                "it on each task's own texts)"
+            )
+        return self.vectorizer.transform(list(texts))

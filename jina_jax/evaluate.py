@@ -1,8 +1,9 @@
-"""Runs evaluators on a model: an alias, a Hugging Face / sentence-transformers folder (e.g. an
-export) or a training workdir stage folder.
+"""Runs evaluators on a model (an alias, a Hugging Face / sentence-transformers folder, e.g. an
+export, or a training workdir stage folder) or on the TF-IDF baseline (``--model tfidf``).
 
     python -m jina_jax.evaluate --model all-MiniLM-L6-v2 --evals retrieval:python_faq,negation,sts
     python -m jina_jax.evaluate --model runs/demo/pairs --evals retrieval --out results.json
+    python -m jina_jax.evaluate --model tfidf --evals retrieval,sts,negation
 
 An eval is ``type`` or ``type:dataset``; the dataset is a starter name or a path. ``retrieval``
 alone runs every starter retrieval set; the other types default to their offline starter task
@@ -20,7 +21,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from jina_jax.embedders import TfidfEmbedder
 from jina_jax.evaluators import EVALUATORS, run_evaluator
+from jina_jax.evaluators.common import load_starter
+from jina_jax.loading import load_embedder
 
 
 def parse_evals(text: str, data_dir: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
@@ -35,8 +39,6 @@ def parse_evals(text: str, data_dir: str | None = None) -> list[tuple[str, str, 
                 f"unknown eval type {type_name!r} in {spec!r}; known: {sorted(EVALUATORS)}"
             )
         if type_name == "retrieval" and not dataset:
-            from jina_jax.evaluators.common import load_starter
-
             for name in load_starter(data_dir).beir_folders:
                 out.append((f"retrieval:{name}", type_name, {"dataset": name}))
             continue
@@ -59,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m jina_jax.evaluate", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--model", required=True, help="alias, HF folder or workdir stage folder")
+    parser.add_argument(
+        "--model", required=True, help="alias, HF folder, workdir stage folder, or tfidf"
+    )
     parser.add_argument("--evals", default="retrieval,sts,negation", help="comma-separated")
     parser.add_argument("--data-dir", default=None, help="starter corpus (data_cache/starter)")
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write results as JSON")
@@ -67,17 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=None, help="default: the model's")
     args = parser.parse_args(argv)
 
-    import jina_jax
-
     evals = parse_evals(args.evals, args.data_dir)
-    model = jina_jax.load_model(args.model)
+    if args.model == "tfidf":
+        embedder = TfidfEmbedder()
+    else:
+        embedder = load_embedder(args.model, batch_size=args.batch_size)
     common = {"data_dir": args.data_dir, "batch_size": args.batch_size}
     if args.max_length:
         common["max_length"] = args.max_length
     results, seconds = {}, {}
     for label, type_name, arguments in evals:
         start = time.perf_counter()
-        results[label] = run_evaluator(type_name, model, **common, **arguments)
+        results[label] = run_evaluator(type_name, embedder, **common, **arguments)
         seconds[label] = round(time.perf_counter() - start, 1)
         print(f"{label}: {results[label]} ({seconds[label]}s)", flush=True)
     print(format_results(results))

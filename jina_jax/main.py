@@ -33,9 +33,9 @@ from jina_jax import checkpoints, config_lib, tokenization
 from jina_jax.convert import convert
 from jina_jax.data import catalog
 from jina_jax.data.stdlib_text import stdlib_sentences
+from jina_jax.embedders import TfidfEmbedder
 from jina_jax.encoding import encode
-from jina_jax.evaluators import is_due, run_evals
-from jina_jax.evaluators.tfidf import run_tfidf
+from jina_jax.evaluators import compare, is_due, results_table, run_evals
 from jina_jax.hf.io import save_hf
 from jina_jax.hf.local_models import resolve
 from jina_jax.loading import load_embedder, load_model
@@ -252,54 +252,18 @@ def stage_evaluate(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
     any model path/alias), on every ``config.evals`` entry; writes results.json and a table."""
     config = run.config
     out = run.workdir / stage
-    data_dir = str(config.data.dir)
     entries = {name: dict(entry) for name, entry in config.evals.items()}
     if not entries:
         raise ValueError("stage 'evaluate' needs config.evals entries")
-    rows: dict[str, dict] = {}
-    candidates = [("ours", _require(previous, stage))]
-    candidates += [(b, b) for b in config.evaluate.baselines]
-    for label, source in candidates:
-        print(f"[evaluate] {label}")
-        if source == "tfidf":
-            rows[label] = {}
-            for name, entry in entries.items():
-                args = {k: v for k, v in entry.items() if k not in ("type", "every")}
-                result = run_tfidf(entry["type"], data_dir=data_dir, **args)
-                if result is not None:
-                    rows[label][name] = result
-        else:
-            rows[label] = run_evals(entries, load_model(source), data_dir=data_dir)
+    embedders = {"ours": load_embedder(_require(previous, stage))}
+    for name in config.evaluate.baselines:
+        embedders[name] = TfidfEmbedder() if name == "tfidf" else load_embedder(name)
+    rows = compare(entries, embedders, data_dir=str(config.data.dir))
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     table = results_table(rows, entries)
     (out / "results.md").write_text(table + "\n")
     print(table)
     return {"results": str(out / "results.json"), "table": str(out / "results.md")}
-
-
-# The headline metric of each evaluator type, for tables.
-HEADLINE = {
-    "retrieval": "ndcg_at_10",
-    "sts": "spearman",
-    "negation": "hard_error_rate",
-    "pair_classification": "ap",
-    "reranking": "map",
-    "classification": "accuracy",
-    "clustering": "v_measure",
-}
-
-
-def results_table(rows: dict[str, dict], entries: dict[str, dict]) -> str:
-    names = list(entries)
-    header = [f"{n} ({HEADLINE.get(entries[n]['type'], '?')})" for n in names]
-    lines = ["| model | " + " | ".join(header) + " |", "|---" * (len(names) + 1) + "|"]
-    for label, results in rows.items():
-        cells = []
-        for n in names:
-            value = results.get(n, {}).get(HEADLINE.get(entries[n]["type"], ""), None)
-            cells.append("-" if value is None else f"{value:.4f}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 # What each stage name does: (run, stage name, previous model folder) -> summary.

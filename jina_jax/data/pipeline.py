@@ -122,7 +122,9 @@ def one_per_row(
     if len(rows) == 0:
         raise ValueError("one_per_row: no texts to lay out")
     lengths = np.fromiter((len(row) for row in rows), dtype=np.int32, count=len(rows))
-    length = max_length if fixed_length else bucket_for(int(lengths.max()), bucket_lengths(max_length))
+    length = (
+        max_length if fixed_length else bucket_for(int(lengths.max()), bucket_lengths(max_length))
+    )
     num_rows = -(-len(rows) // row_multiple) * row_multiple
     ids = np.full((num_rows, length), pad_id, np.int32)
     segments = np.zeros((num_rows, length), np.int32)

@@ -1,8 +1,8 @@
-"""Evaluators: a ``Model`` and data in, a dict of metrics out; every one embeds through
-``jina_jax.encode``.
+"""Evaluators: an embedder (``jina_jax.embedders``) and data in, a dict of metrics out. A
+jina_jax ``Model`` is accepted too and wrapped in a ``ModelEmbedder`` (``jina_jax.encode``).
 
     metrics = run_evaluator("retrieval", model, dataset="python_faq")
-    metrics = run_evaluator("negation", model)                      # held-out negation triplets
+    metrics = run_evaluator("negation", TfidfEmbedder())            # held-out negation triplets
 
 Training runs them from the config (big_vision style), without the trainer knowing them:
 
@@ -12,16 +12,21 @@ Training runs them from the config (big_vision style), without the trainer knowi
 
 Each evaluator is a dataclass: its fields are the data arguments (``dataset``: a starter name, a
 path, or the records themselves; ``data_dir``: the starter corpus, default
-``data_cache/starter``) and encode settings (``batch_size``, ``max_length``).
+``data_cache/starter``) and encode settings (``batch_size``: of the ``ModelEmbedder`` made
+from a Model; ``max_length``: passed to ``embed``). Its ``headline`` class attribute names the
+metric that result tables show. ``compare`` runs the same entries for several embedders (the
+workflow's 'evaluate' stage: the trained model against TF-IDF and baseline models).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jina_jax.evaluators.classification import ClassificationEvaluator
 from jina_jax.evaluators.clustering import ClusteringEvaluator
+from jina_jax.evaluators.common import as_embedder
 from jina_jax.evaluators.negation import NegationEvaluator
 from jina_jax.evaluators.pair_classification import PairClassificationEvaluator
 from jina_jax.evaluators.reranking import RerankingEvaluator
@@ -37,8 +42,11 @@ EVALUATORS: dict[str, type] = {
     "clustering": ClusteringEvaluator,
     "negation": NegationEvaluator,
 }
+log = logging.getLogger(__name__)
 # Keys of a config.evals entry that schedule an evaluator rather than configure it.
 SCHEDULE_KEYS = ("type", "every")
+# The headline metric of each evaluator type, for tables.
+HEADLINE: dict[str, str] = {name: cls.headline for name, cls in EVALUATORS.items()}
 
 
 def make_evaluator(type_name: str, **kwargs: Any):
@@ -47,9 +55,11 @@ def make_evaluator(type_name: str, **kwargs: Any):
     return EVALUATORS[type_name](**kwargs)
 
 
-def run_evaluator(type_name: str, model, **kwargs: Any) -> dict[str, Any]:
-    """Runs the evaluator ``type_name`` built with ``kwargs`` on ``model``."""
-    return make_evaluator(type_name, **kwargs)(model)
+def run_evaluator(type_name: str, embedder_or_model, **kwargs: Any) -> dict[str, Any]:
+    """Runs the evaluator ``type_name`` built with ``kwargs`` on an embedder, or on a ``Model``
+    (wrapped in a ``ModelEmbedder`` with the evaluator's ``batch_size``)."""
+    evaluator = make_evaluator(type_name, **kwargs)
+    return evaluator(as_embedder(embedder_or_model, batch_size=evaluator.batch_size))
 
 
 def is_due(every: int | None, step: int | None, last_step: int | None = None) -> bool:
@@ -62,15 +72,15 @@ def is_due(every: int | None, step: int | None, last_step: int | None = None) ->
 
 def run_evals(
     evals: Mapping[str, Mapping[str, Any]],
-    model,
+    embedder_or_model,
     *,
     step: int | None = None,
     last_step: int | None = None,
     **defaults: Any,
 ) -> dict[str, dict[str, Any]]:
     """Runs the entries of ``config.evals`` (name -> dict(type=..., every=..., <arguments>))
-    due at ``step``; ``defaults`` (e.g. ``data_dir``) fill arguments an entry does not set.
-    Returns {name: metrics}."""
+    due at ``step`` on an embedder or a ``Model``; ``defaults`` (e.g. ``data_dir``) fill
+    arguments an entry does not set. Returns {name: metrics}."""
     results = {}
     for name, entry in evals.items():
         entry = dict(entry.to_dict() if hasattr(entry, "to_dict") else entry)
@@ -81,12 +91,46 @@ def run_evals(
         arguments = {k: v for k, v in entry.items() if k not in SCHEDULE_KEYS}
         evaluator_fields = EVALUATORS[entry["type"]].__dataclass_fields__
         arguments |= {k: v for k, v in defaults.items() if k in evaluator_fields and k not in entry}
-        results[name] = run_evaluator(entry["type"], model, **arguments)
+        results[name] = run_evaluator(entry["type"], embedder_or_model, **arguments)
     return results
+
+
+def compare(
+    entries: Mapping[str, Mapping[str, Any]],
+    embedders: Mapping[str, Any] | Sequence[Any],
+    *,
+    data_dir: str | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every entry of ``config.evals`` (name -> dict(type=..., every=..., <arguments>)) for each
+    embedder: {label: {entry name: metrics}}, labels in order. ``embedders``: {label: embedder
+    or Model}, or a sequence of embedders labelled by their ``name``."""
+    if not isinstance(embedders, Mapping):
+        embedders = {e.name: e for e in embedders}
+    rows = {}
+    for label, embedder in embedders.items():
+        log.info("evaluating %s", label)
+        rows[label] = run_evals(entries, embedder, data_dir=data_dir)
+    return rows
+
+
+def results_table(rows: Mapping[str, Mapping], entries: Mapping[str, Mapping]) -> str:
+    """Markdown table of ``compare``'s rows: one row per label, one column per entry, each
+    cell the entry's headline metric ("-" where missing)."""
+    names = list(entries)
+    header = [f"{n} ({HEADLINE.get(entries[n]['type'], '?')})" for n in names]
+    lines = ["| model | " + " | ".join(header) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, results in rows.items():
+        cells = []
+        for n in names:
+            value = results.get(n, {}).get(HEADLINE.get(entries[n]["type"], ""), None)
+            cells.append("-" if value is None else f"{value:.4f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 __all__ = [
     "EVALUATORS",
+    "HEADLINE",
     "ClassificationEvaluator",
     "ClusteringEvaluator",
     "NegationEvaluator",
@@ -94,8 +138,10 @@ __all__ = [
     "RerankingEvaluator",
     "RetrievalEvaluator",
     "STSEvaluator",
+    "compare",
     "is_due",
     "make_evaluator",
+    "results_table",
     "run_evals",
     "run_evaluator",
 ]

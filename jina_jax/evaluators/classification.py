@@ -11,11 +11,11 @@ import dataclasses
 import os
 from typing import Any
 
-import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from jina_jax.evaluators.common import embed, load_starter, stable_subsample
+from jina_jax.data.hashing import stable_sample
+from jina_jax.evaluators.common import as_embedder, embed, fit, load_starter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +33,7 @@ def starter_domains(
     texts, labels = [], []
     for name in starter.beir_folders:
         queries = list(dict.fromkeys(starter.beir(name).queries.values()))
-        for i in stable_subsample(queries, per_label, salt=f"domains:{name}"):
+        for i in stable_sample(queries, per_label, f"domains:{name}"):
             texts.append(queries[i])
             labels.append(name)
     return LabelledTexts(tuple(texts), tuple(labels))
@@ -41,13 +41,14 @@ def starter_domains(
 
 def split_train_test(keys, test_fraction: float = 0.5, salt: str = "split"):
     """Stable split by hash of each key: (train indices, test indices)."""
-    test = set(stable_subsample(keys, round(len(keys) * test_fraction), salt=salt))
+    test = set(stable_sample(keys, round(len(keys) * test_fraction), salt))
     return [i for i in range(len(keys)) if i not in test], sorted(test)
 
 
 def logistic_regression_scores(
-    train_x: np.ndarray, train_y, test_x: np.ndarray, test_y, *, max_iter: int = 100, seed: int = 0
+    train_x, train_y, test_x, test_y, *, max_iter: int = 100, seed: int = 0
 ) -> dict[str, float]:
+    """train_x, test_x: [N, D] features, dense or scipy sparse."""
     classifier = LogisticRegression(max_iter=max_iter, random_state=seed)
     predicted = classifier.fit(train_x, train_y).predict(test_x)
     return {
@@ -59,7 +60,10 @@ def logistic_regression_scores(
 @dataclasses.dataclass
 class ClassificationEvaluator:
     """``dataset``: "starter_domains" or a ``LabelledTexts`` (split in half by a hash of the
-    text), or a dict(train=LabelledTexts, test=LabelledTexts)."""
+    text), or a dict(train=LabelledTexts, test=LabelledTexts). A fitted embedder (TF-IDF) is
+    fitted on the texts of both splits."""
+
+    headline = "accuracy"
 
     dataset: Any = "starter_domains"
     data_dir: str | os.PathLike | None = None
@@ -70,11 +74,13 @@ class ClassificationEvaluator:
     batch_size: int = 32
     max_length: int | None = None
 
-    def __call__(self, model) -> dict[str, Any]:
+    def __call__(self, embedder) -> dict[str, Any]:
+        embedder = as_embedder(embedder, batch_size=self.batch_size)
         train, test = self.splits()
+        fit(embedder, (*train.texts, *test.texts))
         texts = list(dict.fromkeys((*train.texts, *test.texts)))
         index = {t: i for i, t in enumerate(texts)}
-        vectors = embed(model, texts, batch_size=self.batch_size, max_length=self.max_length)
+        vectors = embed(embedder, texts, max_length=self.max_length)
         metrics = logistic_regression_scores(
             vectors[[index[t] for t in train.texts]],
             list(train.labels),

@@ -12,12 +12,11 @@ import dataclasses
 import os
 from typing import Any
 
-import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import v_measure_score
 
 from jina_jax.evaluators.classification import LabelledTexts
-from jina_jax.evaluators.common import embed, load_starter
+from jina_jax.evaluators.common import as_embedder, embed, fit, load_starter
 
 
 def manpage_sections(data_dir: str | os.PathLike | None = None) -> LabelledTexts:
@@ -26,7 +25,8 @@ def manpage_sections(data_dir: str | os.PathLike | None = None) -> LabelledTexts
     return LabelledTexts(tuple(t for t, _ in rows), tuple(s for _, s in rows))
 
 
-def kmeans_v_measure(vectors: np.ndarray, labels, *, seed: int = 0, n_init: int = 10) -> float:
+def kmeans_v_measure(vectors, labels, *, seed: int = 0, n_init: int = 10) -> float:
+    """vectors: [N, D], dense or scipy sparse."""
     k = len(set(labels))
     clusters = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(vectors)
     return float(v_measure_score(labels, clusters))
@@ -34,6 +34,11 @@ def kmeans_v_measure(vectors: np.ndarray, labels, *, seed: int = 0, n_init: int 
 
 @dataclasses.dataclass
 class ClusteringEvaluator:
+    """``dataset``: "manpage_sections" or a ``LabelledTexts``. A fitted embedder (TF-IDF) is
+    fitted on the texts to cluster."""
+
+    headline = "v_measure"
+
     dataset: Any = "manpage_sections"
     data_dir: str | os.PathLike | None = None
     seed: int = 0
@@ -41,13 +46,15 @@ class ClusteringEvaluator:
     batch_size: int = 32
     max_length: int | None = None
 
-    def __call__(self, model) -> dict[str, Any]:
+    def __call__(self, embedder) -> dict[str, Any]:
+        embedder = as_embedder(embedder, batch_size=self.batch_size)
         data = self.dataset
         if data == "manpage_sections":
             data = manpage_sections(self.data_dir)
         if not isinstance(data, LabelledTexts):
             raise ValueError(f"clustering data {self.dataset!r}: not 'manpage_sections'")
-        vectors = embed(model, data.texts, batch_size=self.batch_size, max_length=self.max_length)
+        fit(embedder, data.texts)
+        vectors = embed(embedder, data.texts, max_length=self.max_length)
         score = kmeans_v_measure(vectors, data.labels, seed=self.seed, n_init=self.n_init)
         return {
             "v_measure": score,

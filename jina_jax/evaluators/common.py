@@ -1,19 +1,25 @@
-"""What every evaluator shares: embedding through the one encode path with bounded memory,
-blockwise top-k search, and finding evaluation data by name in the starter corpus."""
+"""What every evaluator shares: turning a ``Model`` into an embedder, fitting and calling an
+embedder with bounded memory, similarities of dense or scipy-sparse rows, blockwise top-k
+search, and finding evaluation data by name in the starter corpus."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+from scipy import sparse
 
-import jina_jax
+from jina_jax.data.starter import load_starter as _load_starter
+from jina_jax.embedders import ModelEmbedder
+from jina_jax.model import Model
 
 DEFAULT_DATA_DIR = "data_cache/starter"
 DATA_DIR_ENV = "JINA_JAX_DATA_DIR"
+# The source checkout (the folder holding the jina_jax package).
+CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def data_dir_or_default(data_dir: str | os.PathLike | None) -> pathlib.Path:
@@ -22,47 +28,68 @@ def data_dir_or_default(data_dir: str | os.PathLike | None) -> pathlib.Path:
     if data_dir or os.environ.get(DATA_DIR_ENV):
         return pathlib.Path(data_dir or os.environ[DATA_DIR_ENV])
     here = pathlib.Path(DEFAULT_DATA_DIR)
-    checkout = pathlib.Path(jina_jax.__file__).resolve().parents[1] / DEFAULT_DATA_DIR
+    checkout = CHECKOUT / DEFAULT_DATA_DIR
     return here if here.exists() or not checkout.exists() else checkout
 
 
 def load_starter(data_dir: str | os.PathLike | None):
-    from jina_jax.data.starter import load_starter as load
-
-    return load(data_dir_or_default(data_dir))
+    return _load_starter(data_dir_or_default(data_dir))
 
 
-def embed(
-    model,
-    texts: Sequence[str],
-    *,
-    batch_size: int = 32,
-    max_length: int | None = None,
-) -> np.ndarray:
-    """L2-normalised embeddings [N, D] float32 (cosine similarity is a dot product)."""
-    return jina_jax.encode(
-        model,
-        list(texts),
-        batch_size=batch_size,
-        max_length=max_length,
-        normalize=True,
-        show_progress=False,
-    )
+def as_embedder(embedder_or_model: Any, *, batch_size: int = 32):
+    """An embedder as it is; a jina_jax ``Model`` wrapped in a ``ModelEmbedder`` that encodes
+    ``batch_size`` texts per batch."""
+    if isinstance(embedder_or_model, Model):
+        return ModelEmbedder(embedder_or_model, batch_size=batch_size)
+    if not callable(getattr(embedder_or_model, "embed", None)):
+        raise TypeError(
+            f"expected an embedder (with .embed) or a jina_jax Model, got "
+            f"{type(embedder_or_model).__name__}"
+        )
+    return embedder_or_model
+
+
+def fit(embedder, texts: Sequence[str]) -> None:
+    """Calls ``embedder.fit(texts)`` where the embedder has one (e.g. TF-IDF, which learns its
+    vocabulary and document frequencies from the task's own texts)."""
+    fit_texts = getattr(embedder, "fit", None)
+    if fit_texts is not None:
+        fit_texts(list(texts))
+
+
+def embed(embedder, texts: Sequence[str], *, max_length: int | None = None) -> Any:
+    """L2-normalised rows [N, D] (a numpy array, or a scipy sparse matrix for sparse
+    embedders): cosine similarity is a dot product."""
+    return embedder.embed(list(texts), max_length=max_length)
 
 
 def embed_chunks(
-    model,
+    embedder,
     texts: Sequence[str],
     *,
     chunk_size: int = 16_384,
-    batch_size: int = 32,
     max_length: int | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
+) -> Iterator[tuple[int, Any]]:
     """(offset, embeddings [<=chunk_size, D]) per chunk of ``texts``: a corpus never has to be
     held as one matrix."""
     for start in range(0, len(texts), chunk_size):
         chunk = list(texts[start : start + chunk_size])
-        yield start, embed(model, chunk, batch_size=batch_size, max_length=max_length)
+        yield start, embed(embedder, chunk, max_length=max_length)
+
+
+def row_dot(a, b) -> np.ndarray:
+    """Row i of ``a`` dot row i of ``b``: [N] (cosines of L2-normalised rows); dense numpy or
+    scipy sparse rows."""
+    if sparse.issparse(a) or sparse.issparse(b):
+        a, b = (x if sparse.issparse(x) else sparse.csr_matrix(x) for x in (a, b))
+        return np.asarray(a.multiply(b).sum(axis=1)).ravel()
+    return np.einsum("nd,nd->n", a, b)
+
+
+def dot(a, b) -> np.ndarray:
+    """``a @ b.T`` as a dense numpy array (dense numpy or scipy sparse rows)."""
+    product = a @ b.T
+    return product.toarray() if sparse.issparse(product) else np.asarray(product)
 
 
 def top_k_search(
@@ -74,22 +101,26 @@ def top_k_search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by dot product, one corpus chunk and one block of queries at a time.
 
-    queries: [Q, D]; corpus_chunks: (offset, [C, D]) pairs. Returns (scores [Q, k'],
-    indices [Q, k']) sorted by descending score, k' = min(k, corpus size). At most a
+    queries: [Q, D]; corpus_chunks: (offset, [C, D]) pairs; dense numpy or scipy sparse rows.
+    Returns (scores [Q, k'], indices [Q, k']) sorted by descending score, k' = min(k, corpus
+    size); scores keep the dtype of the dot products (float32 for float32 embeddings). At most a
     [block_size, C] score matrix exists at once.
     """
-    num_queries = len(queries)
+    num_queries = queries.shape[0]
     best_scores = np.full((num_queries, 0), -np.inf, np.float32)
     best_index = np.full((num_queries, 0), -1, np.int64)
     for offset, chunk in corpus_chunks:
-        kk = min(k, len(chunk))
-        chunk_scores = np.empty((num_queries, kk), np.float32)
-        chunk_index = np.empty((num_queries, kk), np.int64)
+        kk = min(k, chunk.shape[0])
+        chunk_scores, chunk_index = None, np.empty((num_queries, kk), np.int64)
         for start in range(0, num_queries, block_size):
-            scores = queries[start : start + block_size] @ chunk.T  # [b, C]
+            scores = dot(queries[start : start + block_size], chunk)  # [b, C]
+            if chunk_scores is None:
+                chunk_scores = np.empty((num_queries, kk), scores.dtype)
             part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
             chunk_scores[start : start + block_size] = np.take_along_axis(scores, part, 1)
             chunk_index[start : start + block_size] = part + offset
+        if chunk_scores is None:  # no queries
+            chunk_scores = np.empty((0, kk), np.float32)
         merged_scores = np.concatenate([best_scores, chunk_scores], axis=1)
         merged_index = np.concatenate([best_index, chunk_index], axis=1)
         keep = min(k, merged_scores.shape[1])
@@ -98,18 +129,6 @@ def top_k_search(
         best_index = np.take_along_axis(merged_index, part, 1)
     order = np.argsort(-best_scores, axis=1, kind="stable")
     return np.take_along_axis(best_scores, order, 1), np.take_along_axis(best_index, order, 1)
-
-
-def stable_subsample(keys: Sequence[str], size: int | None, salt: str = "eval") -> list[int]:
-    """Indices of ``size`` items picked by a hash of their keys (every index when size is None
-    or not smaller than len(keys)), in their original order; the same on every machine."""
-    if not size or size >= len(keys):
-        return list(range(len(keys)))
-
-    def rank(i: int) -> bytes:
-        return hashlib.sha1(f"{salt}\0{keys[i]}".encode()).digest()
-
-    return sorted(sorted(range(len(keys)), key=rank)[:size])
 
 
 def rounded(metrics: dict, digits: int = 6) -> dict:

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from jina_jax.evaluators.common import embed
+from jina_jax.data.readers import read_sts
+from jina_jax.evaluators.common import as_embedder, embed, fit, row_dot
+from jina_jax.evaluators.negation import load_negations
 
 
 def negation_pairs(records) -> list[tuple[str, str, int]]:
@@ -30,9 +32,6 @@ def load_pairs(
 ) -> list[tuple[str, str, int]]:
     """(text1, text2, label) from themselves, "negation" (starter held-out triplets as pairs),
     or a jsonl file of sentence1, sentence2, label."""
-    from jina_jax.data.readers import read_sts
-    from jina_jax.evaluators.negation import load_negations
-
     if not isinstance(dataset, str | os.PathLike):
         return [(a, b, int(label)) for a, b, label in dataset]
     if pathlib.Path(dataset).exists():
@@ -42,27 +41,36 @@ def load_pairs(
     raise ValueError(f"pair-classification data {dataset!r}: not a file, nor 'negation'")
 
 
-def pair_average_precision(first: np.ndarray, second: np.ndarray, labels: Sequence[int]) -> float:
-    """first, second: [N, D] L2-normalised; labels: [N] in {0, 1}."""
-    cosine = np.einsum("nd,nd->n", first, second)
+def pair_average_precision(first, second, labels: Sequence[int]) -> float:
+    """first, second: [N, D] L2-normalised (dense or scipy sparse); labels: [N] in {0, 1}."""
+    cosine = row_dot(first, second)
     return float(average_precision_score(np.asarray(labels), cosine))
 
 
 @dataclasses.dataclass
 class PairClassificationEvaluator:
+    """``dataset``: "negation" (starter held-out triplets as pairs), a jsonl path (sentence1,
+    sentence2, label) or (text1, text2, label) tuples. A fitted embedder (TF-IDF) is fitted on
+    all texts of the pairs."""
+
+    headline = "ap"
+
     dataset: Any = "negation"
     data_dir: str | None = None
     batch_size: int = 32
     max_length: int | None = None
 
-    def __call__(self, model) -> dict[str, Any]:
+    def __call__(self, embedder) -> dict[str, Any]:
+        embedder = as_embedder(embedder, batch_size=self.batch_size)
         pairs = load_pairs(self.dataset, self.data_dir)
         labels = [label for _, _, label in pairs]
         if len(set(labels)) != 2:
             raise ValueError("pair classification needs both labels 0 and 1")
-        texts = list(dict.fromkeys(t for a, b, _ in pairs for t in (a, b)))
+        all_texts = [t for a, b, _ in pairs for t in (a, b)]
+        fit(embedder, all_texts)
+        texts = list(dict.fromkeys(all_texts))
         index = {t: i for i, t in enumerate(texts)}
-        vectors = embed(model, texts, batch_size=self.batch_size, max_length=self.max_length)
+        vectors = embed(embedder, texts, max_length=self.max_length)
         first = vectors[[index[a] for a, _, _ in pairs]]
         second = vectors[[index[b] for _, b, _ in pairs]]
         return {"ap": pair_average_precision(first, second, labels), "num_pairs": len(pairs)}

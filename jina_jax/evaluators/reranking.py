@@ -17,7 +17,9 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import average_precision_score
 
-from jina_jax.evaluators.common import embed, stable_subsample
+from jina_jax.data.hashing import stable_sample
+from jina_jax.evaluators.common import as_embedder, dot, embed, fit
+from jina_jax.evaluators.retrieval import load_beir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +54,13 @@ def lexical_candidates(beir, num_candidates: int = 20) -> list[RerankingSample]:
 
 
 def reranking_metrics(
-    query_vectors: np.ndarray, candidate_vectors: Sequence[np.ndarray], labels: Sequence[Sequence]
+    query_vectors, candidate_vectors: Sequence, labels: Sequence[Sequence]
 ) -> dict[str, float]:
-    """query_vectors: [Q, D]; candidate_vectors[i]: [C_i, D]; labels[i]: [C_i] in {0, 1}."""
+    """query_vectors: [Q, D]; candidate_vectors[i]: [C_i, D] (dense or scipy sparse rows);
+    labels[i]: [C_i] in {0, 1}."""
     average_precision, reciprocal_rank = [], []
-    for query, candidates, relevant in zip(query_vectors, candidate_vectors, labels):
-        scores = candidates @ query
+    for i, (candidates, relevant) in enumerate(zip(candidate_vectors, labels)):
+        scores = dot(candidates, query_vectors[i]).ravel()
         relevant = np.asarray(relevant)
         average_precision.append(average_precision_score(relevant, scores))
         top = np.argsort(-scores, kind="stable")[:10]
@@ -69,7 +72,10 @@ def reranking_metrics(
 @dataclasses.dataclass
 class RerankingEvaluator:
     """``dataset``: a starter retrieval-set name or BEIR folder (candidates from
-    ``lexical_candidates``), or a list of ``RerankingSample``."""
+    ``lexical_candidates``), or a list of ``RerankingSample``. A fitted embedder (TF-IDF) is
+    fitted on every query and candidate text."""
+
+    headline = "map"
 
     dataset: Any = "debian_faq"
     data_dir: str | os.PathLike | None = None
@@ -78,13 +84,14 @@ class RerankingEvaluator:
     batch_size: int = 32
     max_length: int | None = None
 
-    def __call__(self, model) -> dict[str, Any]:
+    def __call__(self, embedder) -> dict[str, Any]:
+        embedder = as_embedder(embedder, batch_size=self.batch_size)
         samples = self.samples()
-        texts = list(
-            dict.fromkeys(t for s in samples for t in (s.query, *s.positives, *s.negatives))
-        )
+        all_texts = [t for s in samples for t in (s.query, *s.positives, *s.negatives)]
+        fit(embedder, all_texts)
+        texts = list(dict.fromkeys(all_texts))
         index = {t: i for i, t in enumerate(texts)}
-        vectors = embed(model, texts, batch_size=self.batch_size, max_length=self.max_length)
+        vectors = embed(embedder, texts, max_length=self.max_length)
         queries = vectors[[index[s.query] for s in samples]]
         candidates = [vectors[[index[t] for t in (*s.positives, *s.negatives)]] for s in samples]
         labels = [[1] * len(s.positives) + [0] * len(s.negatives) for s in samples]
@@ -94,11 +101,9 @@ class RerankingEvaluator:
         if isinstance(self.dataset, list | tuple):
             samples = list(self.dataset)
         else:
-            from jina_jax.evaluators.retrieval import load_beir
-
             samples = lexical_candidates(
                 load_beir(self.dataset, self.data_dir), self.num_candidates
             )
         samples = [s for s in samples if s.positives and s.negatives]
-        keep = stable_subsample([s.query for s in samples], self.max_queries)
+        keep = stable_sample([s.query for s in samples], self.max_queries, "eval")
         return [samples[i] for i in keep]

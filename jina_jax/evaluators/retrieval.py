@@ -1,5 +1,6 @@
-"""Dense retrieval on a BEIR-style set: nDCG@10, MAP@10 and recall@100 (MTEB's retrieval
-metrics; nDCG@10 is its main score), computed by trec_eval through ir-measures."""
+"""Retrieval on a BEIR-style set with any embedder (dense or sparse rows): nDCG@10, MAP@10 and
+recall@100 (MTEB's retrieval metrics; nDCG@10 is its main score), computed by trec_eval
+through ir-measures."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ import ir_measures
 import numpy as np
 from ir_measures import AP, R, nDCG
 
+from jina_jax.data.hashing import stable_sample
+from jina_jax.data.readers import BeirDataset, read_beir
+from jina_jax.encoding import chunk_windows, late_chunking
 from jina_jax.evaluators.common import (
+    as_embedder,
+    dot,
     embed,
     embed_chunks,
+    fit,
     load_starter,
-    stable_subsample,
     top_k_search,
 )
 
@@ -26,8 +32,6 @@ MEASURES = {"ndcg_at_10": nDCG @ 10, "map_at_10": AP @ 10, "recall_at_100": R @ 
 
 def load_beir(dataset: Any, data_dir: str | os.PathLike | None = None, split: str = "test"):
     """A ``BeirDataset`` from itself, a BEIR folder path, or a starter eval-set name."""
-    from jina_jax.data.readers import BeirDataset, read_beir
-
     if isinstance(dataset, BeirDataset):
         return dataset
     path = pathlib.Path(str(dataset))
@@ -63,15 +67,22 @@ class RetrievalEvaluator:
 
     ``dataset``: a starter eval-set name (python_faq, debian_faq, manpages,
     debian_descriptions), a BEIR folder, or a loaded ``BeirDataset``. ``max_queries`` takes a
-    stable sample of the judged queries (the corpus stays whole).
+    stable sample of the judged queries (the corpus stays whole). A fitted embedder (TF-IDF) is
+    fitted on the corpus documents only.
 
     ``chunking``: ``"none"`` embeds each document (truncated to ``max_length``); ``"naive"``
     and ``"late"`` cut every whole document into chunks (``chunk_by``: ``"sentences"`` or
     ``"tokens"``, ``chunk_tokens`` each; ``jina_jax.encoding.chunk_windows``) and score a
-    document by its best chunk. Naive chunking embeds each chunk on its own; late chunking
-    (``jina_jax.encoding.late_chunking``) pools each chunk from one pass over its window of
-    ``max_length`` tokens, so chunks see their context. Chunk vectors are held in memory.
+    document by its best chunk. Naive chunking embeds each chunk on its own, with any
+    embedder; late chunking (``jina_jax.encoding.late_chunking``) pools each chunk from one
+    pass of ``embedder.model`` over its window of ``max_length`` tokens, so chunks see their
+    context (an embedder without ``.model``, e.g. TF-IDF, cannot). Chunks are cut with the
+    tokenizer of ``chunk_model`` (a ``Model``; default: ``embedder.model``), so an embedder
+    without a model can be scored naive-chunked on the same chunks as a model. Chunk vectors
+    are held in memory.
     """
+
+    headline = "ndcg_at_10"
 
     dataset: Any = "python_faq"
     data_dir: str | None = None
@@ -86,22 +97,23 @@ class RetrievalEvaluator:
     chunking: str = "none"  # none | naive | late
     chunk_by: str = "sentences"  # sentences | tokens
     chunk_tokens: int = 64
+    chunk_model: Any = None  # a Model whose tokenizer cuts chunks; default: embedder.model
 
     def __post_init__(self):
         if self.chunking not in ("none", "naive", "late"):
             raise ValueError(f"chunking must be none, naive or late, got {self.chunking!r}")
 
-    def __call__(self, model) -> dict[str, Any]:
+    def __call__(self, embedder) -> dict[str, Any]:
         data = load_beir(self.dataset, self.data_dir, self.split)
         query_ids = [
             q
             for q, docs in data.qrels.items()
             if q in data.queries and any(r > 0 for r in docs.values())
         ]
-        query_ids = [query_ids[i] for i in stable_subsample(query_ids, self.max_queries)]
+        query_ids = [query_ids[i] for i in stable_sample(query_ids, self.max_queries, "eval")]
         doc_ids = list(data.corpus)
         run = self.search(
-            model, [data.queries[q] for q in query_ids], [data.corpus[d] for d in doc_ids]
+            embedder, [data.queries[q] for q in query_ids], [data.corpus[d] for d in doc_ids]
         )
         run = {
             query_ids[i]: {doc_ids[j]: score for j, score in hits.items()}
@@ -110,22 +122,22 @@ class RetrievalEvaluator:
         metrics = trec_metrics({q: data.qrels[q] for q in query_ids}, run)
         return {**metrics, "num_queries": len(query_ids), "num_documents": len(doc_ids)}
 
-    def search(self, model, queries: list[str], documents: list[str]) -> list[dict[int, float]]:
-        """Per query, {document index: cosine} of its ``top_k`` documents."""
+    def search(self, embedder, queries: list[str], documents: list[str]) -> list[dict[int, float]]:
+        """Per query, {document index: cosine} of its ``top_k`` documents. ``embedder``: an
+        embedder or a jina_jax ``Model``."""
+        embedder = as_embedder(embedder, batch_size=self.batch_size)
+        model = self._model(embedder)  # before any work: late chunking without a model fails
+        fit(embedder, documents)
         query_vectors = embed(
-            model,
-            queries,
-            batch_size=self.batch_size,
-            max_length=self.query_max_length or self.max_length,
+            embedder, queries, max_length=self.query_max_length or self.max_length
         )
         if self.chunking != "none":
-            scores, index = self._search_chunks(model, query_vectors, documents)
+            scores, index = self._search_chunks(embedder, model, query_vectors, documents)
         else:
             chunks = embed_chunks(
-                model,
+                embedder,
                 documents,
                 chunk_size=self.corpus_chunk_size,
-                batch_size=self.batch_size,
                 max_length=self.max_length,
             )
             scores, index = top_k_search(
@@ -136,11 +148,29 @@ class RetrievalEvaluator:
             for row_index, row_scores in zip(index, scores.astype(np.float64))
         ]
 
-    def chunk_vectors(self, model, documents: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(L2-normalised chunk vectors [C, D], first chunk of each document [N]); a document's
-        chunks are consecutive."""
-        from jina_jax.encoding import chunk_windows, late_chunking
+    def _model(self, embedder):
+        """The ``Model`` that cuts chunks (and, for late chunking, embeds them); None when
+        chunking is off."""
+        if self.chunking == "none":
+            return None
+        model = getattr(embedder, "model", None)
+        if self.chunking == "late" and model is None:
+            raise ValueError(
+                f"late chunking needs token states, from embedder.model; embedder "
+                f"{getattr(embedder, 'name', type(embedder).__name__)!r} has no .model"
+            )
+        model = model if self.chunking == "late" else self.chunk_model or model
+        if model is None:
+            raise ValueError(
+                f"naive chunking cuts documents with a model's tokenizer; embedder "
+                f"{getattr(embedder, 'name', type(embedder).__name__)!r} has no .model: set "
+                "chunk_model"
+            )
+        return model
 
+    def chunk_vectors(self, embedder, model, documents: list[str]) -> tuple[Any, np.ndarray]:
+        """(L2-normalised chunk vectors [C, D], first chunk of each document [N]); a document's
+        chunks are consecutive. ``model`` cuts the chunks (and embeds them, late chunking)."""
         windows = chunk_windows(
             model,
             documents,
@@ -157,9 +187,7 @@ class RetrievalEvaluator:
                 for w in doc
                 for b, e in w.chunks
             ]
-            return embed(
-                model, texts, batch_size=self.batch_size, max_length=self.max_length
-            ), starts
+            return embed(embedder, texts, max_length=self.max_length), starts
         flat = [
             (documents[n][w.begin : w.end], w.chunks) for n, doc in enumerate(windows) for w in doc
         ]
@@ -174,12 +202,12 @@ class RetrievalEvaluator:
         )
         return np.concatenate([r.embeddings for r in results]), starts
 
-    def _search_chunks(self, model, query_vectors, documents):
-        vectors, starts = self.chunk_vectors(model, documents)
+    def _search_chunks(self, embedder, model, query_vectors, documents):
+        vectors, starts = self.chunk_vectors(embedder, model, documents)
         k = min(self.top_k, len(documents))
         all_scores, all_index = [], []
-        for begin in range(0, len(query_vectors), self.block_size):
-            sims = query_vectors[begin : begin + self.block_size] @ vectors.T  # [b, C]
+        for begin in range(0, query_vectors.shape[0], self.block_size):
+            sims = dot(query_vectors[begin : begin + self.block_size], vectors)  # [b, C]
             per_doc = np.maximum.reduceat(sims, starts, axis=1)  # best chunk of each document
             index = np.argsort(-per_doc, axis=1, kind="stable")[:, :k]
             all_index.append(index)

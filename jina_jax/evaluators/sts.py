@@ -11,14 +11,13 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from jina_jax.data.readers import read_sts
 from jina_jax.data.records import STSRecord
-from jina_jax.evaluators.common import embed, load_starter
+from jina_jax.evaluators.common import as_embedder, embed, fit, load_starter, row_dot
 
 
 def load_sts(dataset: Any = "lee_sts", data_dir: str | os.PathLike | None = None):
     """Records from themselves, a file the readers understand, or a starter STS name."""
-    from jina_jax.data.readers import read_sts
-
     if not isinstance(dataset, str | os.PathLike):
         return [r if isinstance(r, STSRecord) else STSRecord(*r) for r in dataset]
     if pathlib.Path(dataset).exists():
@@ -26,9 +25,10 @@ def load_sts(dataset: Any = "lee_sts", data_dir: str | os.PathLike | None = None
     return list(load_starter(data_dir).sts(str(dataset)))
 
 
-def sts_metrics(first: np.ndarray, second: np.ndarray, scores) -> dict[str, float]:
-    """first, second: [N, D] L2-normalised; scores: [N] human similarity."""
-    cosine = np.einsum("nd,nd->n", first, second).astype(np.float64)
+def sts_metrics(first, second, scores) -> dict[str, float]:
+    """first, second: [N, D] L2-normalised (dense or scipy sparse); scores: [N] human
+    similarity."""
+    cosine = row_dot(first, second).astype(np.float64)
     return {
         "spearman": float(stats.spearmanr(cosine, scores).statistic),
         "pearson": float(stats.pearsonr(cosine, scores).statistic),
@@ -38,20 +38,26 @@ def sts_metrics(first: np.ndarray, second: np.ndarray, scores) -> dict[str, floa
 @dataclasses.dataclass
 class STSEvaluator:
     """``dataset``: "lee_sts" (starter), a jsonl path (sentence1, sentence2, score), or records.
-    Each distinct sentence is embedded once."""
+    Each distinct sentence is embedded once; a fitted embedder (TF-IDF) is fitted on all
+    sentences of both sides."""
+
+    headline = "spearman"
 
     dataset: Any = "lee_sts"
     data_dir: str | None = None
     batch_size: int = 32
     max_length: int | None = None
 
-    def __call__(self, model) -> dict[str, Any]:
+    def __call__(self, embedder) -> dict[str, Any]:
+        embedder = as_embedder(embedder, batch_size=self.batch_size)
         records = load_sts(self.dataset, self.data_dir)
         if len(records) < 2:
             raise ValueError("STS evaluation needs at least two scored pairs")
-        texts = list(dict.fromkeys(t for r in records for t in (r.sentence1, r.sentence2)))
+        sentences = [t for r in records for t in (r.sentence1, r.sentence2)]
+        fit(embedder, sentences)
+        texts = list(dict.fromkeys(sentences))
         index = {t: i for i, t in enumerate(texts)}
-        vectors = embed(model, texts, batch_size=self.batch_size, max_length=self.max_length)
+        vectors = embed(embedder, texts, max_length=self.max_length)
         first = vectors[[index[r.sentence1] for r in records]]
         second = vectors[[index[r.sentence2] for r in records]]
         metrics = sts_metrics(first, second, [r.score for r in records])

@@ -104,9 +104,7 @@ def params_from_hf(
     missing = [r.hf_name for r in rules if r.hf_name not in tensors]
     used = {r.hf_name for r in rules}
     extra = [
-        k
-        for k in tensors
-        if k not in used and not any(k.endswith(s) for s in arch.ignorable_hf)
+        k for k in tensors if k not in used and not any(k.endswith(s) for s in arch.ignorable_hf)
     ]
     problems = []
     if missing:

@@ -20,7 +20,7 @@ from jina_jax.models.architecture import (
     linear_rules,
     linear_to_heads,
 )
-from jina_jax.models.attention import text_segments, t5_bias_fn
+from jina_jax.models.attention import t5_bias_fn, text_segments
 from jina_jax.models.layers import Dense, Embed, RMSNorm, SelfAttention, activation, partitioned
 
 FEED_FORWARD_PROJ = ("relu", "gated-gelu", "gated-relu", "gelu")

@@ -204,9 +204,7 @@ def train_stage(
         except BaseException:
             checkpointer.close()
             raise
-        state = _on_mesh(
-            TrainState(jnp.asarray(resumed_from, jnp.int32), params, opt_state), mesh
-        )
+        state = _on_mesh(TrainState(jnp.asarray(resumed_from, jnp.int32), params, opt_state), mesh)
         print(f"resuming from step {resumed_from} in {workdir}")
 
     step_fn = make_step_fn(objective, tx, schedule, int(stage_cfg.grad_cache_chunk), mesh, rules)

@@ -48,7 +48,9 @@ class ContrastiveObjective:
 
     def __post_init__(self):
         if self.loss not in CONTRASTIVE_LOSSES:
-            raise ValueError(f"unknown contrastive loss {self.loss!r}; use one of {CONTRASTIVE_LOSSES}")
+            raise ValueError(
+                f"unknown contrastive loss {self.loss!r}; use one of {CONTRASTIVE_LOSSES}"
+            )
 
     @property
     def module(self) -> nn.Module:

@@ -122,9 +122,9 @@ def grad_cache_gradients(
 
     width = objective.model.hidden_size
     texts, _ = jax.lax.scan(forward, jnp.zeros((num_texts, width), jnp.float32), (index, *chunks))
-    (loss, metrics), grad_texts = jax.value_and_grad(
-        objective.loss_from_embeddings, has_aux=True
-    )(texts, batch)
+    (loss, metrics), grad_texts = jax.value_and_grad(objective.loss_from_embeddings, has_aux=True)(
+        texts, batch
+    )
 
     def pull_back(grads, xs):
         _, vjp = jax.vjp(lambda p: embed(p, *xs), params)

@@ -22,10 +22,10 @@ def test_parse_evals(starter_dir):
 
 
 def test_cli_writes_results(tmp_path, capsys, monkeypatch, minilm):
-    import jina_jax
+    import jina_jax.loading
 
     loaded = []
-    monkeypatch.setattr(jina_jax, "load_model", lambda path: loaded.append(path) or minilm)
+    monkeypatch.setattr(jina_jax.loading, "load_model", lambda path: loaded.append(path) or minilm)
     negation = tmp_path / "negation.jsonl"
     rows = [
         {"anchor": "full of light", "entailment": "bright and shining", "negative": "dark"},
