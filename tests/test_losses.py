@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from jina_jax import losses
+from jina_jax.data.masking import whole_word_mask
 
 # The functions under test, jitted as in training. Every argument is traced (temperature, margin,
 # the in-batch / bidirectional flags too), so one compilation serves all parameter values.
@@ -108,14 +109,6 @@ def _inputs(seed, batch=5, dim=8, k_neg=3):
 
 # ---------------------------------------------------------------------------------------------
 # InfoNCE
-
-
-def test_cosine_similarity_matrix():
-    q, p, _ = _inputs(0, batch=3, dim=4)
-    got = np.asarray(losses.cosine_similarity_matrix(q, p[:2].astype(np.float16)))
-    want = [[_cos(q[i], p[j].astype(np.float16)) for j in range(2)] for i in range(3)]
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 @pytest.mark.parametrize("tau", [0.05, 0.1])
@@ -427,7 +420,7 @@ def wordpiece_batch(real_sentences):
     assert any(t.startswith("##") for row in tokens[: len(WWM_SENTENCES)] for t in row)
     return {
         "ids": ids,
-        "word_start": losses.word_starts_from_tokens(tokens),
+        "word_start": word_starts_from_tokens(tokens),
         "special": special,
         "word_ids": word_ids,
         "mask_id": hf.mask_token_id,
@@ -436,7 +429,7 @@ def wordpiece_batch(real_sentences):
 
 
 def _mask(batch, seed, **kw):
-    return losses.whole_word_mask(
+    return whole_word_mask(
         batch["ids"],
         batch["word_start"],
         batch["special"],
@@ -447,8 +440,18 @@ def _mask(batch, seed, **kw):
     )
 
 
+def word_starts_from_tokens(tokens) -> np.ndarray:
+    """WordPiece tokens per row -> bool [B, L]: True unless the token is a "##" continuation;
+    rows right-padded with False (this file's word starts, independent of the tokenizer's)."""
+    width = max((len(row) for row in tokens), default=0)
+    out = np.zeros((len(tokens), width), dtype=bool)
+    for i, row in enumerate(tokens):
+        out[i, : len(row)] = [not token.startswith("##") for token in row]
+    return out
+
+
 def test_word_starts_from_tokens():
-    got = losses.word_starts_from_tokens([["[CLS]", "jin", "##a", "ai", "[SEP]"], ["to", "##ken"]])
+    got = word_starts_from_tokens([["[CLS]", "jin", "##a", "ai", "[SEP]"], ["to", "##ken"]])
     want = [[True, True, False, True, True], [True, False, False, False, False]]
     np.testing.assert_array_equal(got, want)
 
@@ -475,7 +478,7 @@ def test_whole_word_mask_rates(wordpiece_batch):
     rng = np.random.default_rng(0)
     n_tokens = n_chosen = n_mask = n_random = n_keep = 0
     while n_chosen < 10_000:
-        masked, labels = losses.whole_word_mask(
+        masked, labels = whole_word_mask(
             b["ids"],
             b["word_start"],
             b["special"],
@@ -520,7 +523,7 @@ def test_whole_word_mask_count_rule_by_hand():
     special[0, [0, 11, 12]] = True
     counts = []
     for seed in range(450):
-        _, labels = losses.whole_word_mask(
+        _, labels = whole_word_mask(
             ids, word_start, special, np.random.default_rng(seed), mask_token_id=99, vocab_size=100
         )
         chosen = labels[0] != -100
@@ -541,7 +544,7 @@ def test_whole_word_mask_edge_rows():
     special = np.array([[True, True, True], [True, False, False]])
     seen = set()
     for seed in range(20):
-        _, labels = losses.whole_word_mask(
+        _, labels = whole_word_mask(
             ids, word_start, special, np.random.default_rng(seed), mask_token_id=9, vocab_size=10
         )
         assert np.all(labels[0] == -100)

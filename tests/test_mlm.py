@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from jina_jax.losses import IGNORE_INDEX
+from jina_jax.data.masking import IGNORE_INDEX
 from jina_jax.models import BertConfig, BertForMaskedLM
-from jina_jax.train import MLMObjective
+from jina_jax.training.objectives import MLMObjective
 
 CONFIG = BertConfig(vocab_size=50, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
 
@@ -23,7 +23,8 @@ def _batch():
     for row, cols in enumerate(([1, 4, 7], [0], [2, 3, 5, 8])):
         labels[row, cols] = ids[row, cols]
         ids[row, cols] = 4  # [MASK]
-    return {"input_ids": ids, "attention_mask": np.ones_like(ids), "labels": labels}
+    positions = np.broadcast_to(np.arange(10, dtype=np.int32), ids.shape)
+    return {"ids": ids, "segments": np.ones_like(ids), "positions": positions, "labels": labels}
 
 
 def test_masked_positions_only_equals_full_projection():
@@ -32,9 +33,7 @@ def test_masked_positions_only_equals_full_projection():
     batch = {k: jnp.asarray(v) for k, v in _batch().items()}
 
     def full_loss(p):
-        logits = BertForMaskedLM(CONFIG).apply(
-            {"params": p}, batch["input_ids"], batch["attention_mask"]
-        )
+        logits = BertForMaskedLM(CONFIG).apply({"params": p}, batch["ids"], batch["segments"])
         # independent reference: torch cross-entropy over every position, ignoring -100
         return logits
 

@@ -13,17 +13,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
+from jina_jax import config_lib
 from jina_jax import sharding as shd
 from jina_jax.data.pipeline import pack_sequences, row_bucket, tokenize_pairs
 from jina_jax.data.records import PairRecord
 from jina_jax.data.sampler import DatasetSpec
 from jina_jax.models import BertConfig, T5Config
 from jina_jax.models.attention import dot_product_attention, segment_mask
-from jina_jax.optim import make_optimizer
-from jina_jax.train import ContrastiveObjective, make_train_step
-from jina_jax.trainer import init_state, jit_train_step
+from jina_jax.training.loop import init_state, jit_train_step
+from jina_jax.training.objectives import ContrastiveObjective
+from jina_jax.training.optim import make_optimizer
+from jina_jax.training.step import make_train_step
 
 VOCAB = 90
 
@@ -76,7 +77,8 @@ def test_row_bucket_ladder():
 
 def test_segment_mask_by_hand():
     mask = np.asarray(segment_mask(jnp.asarray([[1, 1, 2, 0]])))[0]
-    expected = [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    # a padding query attends every real key (as in a padded batch); nothing attends padding
+    expected = [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [1, 1, 1, 0]]
     np.testing.assert_array_equal(mask, np.asarray(expected, bool))
 
 
@@ -104,8 +106,8 @@ def _records(n=6, k=2, seed=0):
 def _both_batches(records, k, row_multiple=1):
     spec = DatasetSpec("d", batch_size=len(records), num_negatives=k)
     tok = _Tokenizer()
-    padded = tokenize_pairs(records, spec, tok, 16, 16)
-    packed = tokenize_pairs(records, spec, tok, 16, 16, pack_length=16, row_multiple=row_multiple)
+    padded = tokenize_pairs(records, spec, tok, 16, 16, pack=False)
+    packed = tokenize_pairs(records, spec, tok, 16, 16, pack=True, row_multiple=row_multiple)
     strip = ("dataset", "in_batch_negatives")
     return [{key: v for key, v in b.items() if key not in strip} for b in (padded, packed)]
 
@@ -144,10 +146,8 @@ def test_packed_objective_equals_padded(arch, k):
     objective = ContrastiveObjective(MODELS[arch], pooling="cls" if arch == "t5" else "mean")
     params = nn.meta.unbox(objective.init(jax.random.key(1)))
     padded, packed = _both_batches(_records(k=2), k)
-    if not k:
-        padded = {key: v for key, v in padded.items() if not key.startswith("neg_")}
-    padded_rows = sum(v.size // v.shape[-1] for key, v in padded.items() if key.endswith("_ids"))
-    assert packed["packed_ids"].shape[0] < padded_rows  # it did pack
+    padded_rows = padded["ids"].shape[0]  # one text per row
+    assert packed["ids"].shape[0] < padded_rows  # it did pack
     rng = jax.random.key(0)
 
     def loss_and_grads(batch):
@@ -168,14 +168,13 @@ def test_packed_attention_chunked_equals_dense():
     rng = np.random.default_rng(0)
     q, k, v = (jnp.asarray(rng.normal(size=(2, 24, 2, 8)), jnp.float32) for _ in range(3))
     segments = jnp.asarray([[1] * 10 + [2] * 9 + [0] * 5, [1] * 24])
-    mask = segment_mask(segments)
     from jina_jax.models.attention import alibi_bias_fn
 
     bias = alibi_bias_fn(2)
 
     def attend(implementation, q, k, v):
         return dot_product_attention(
-            q, k, v, key_mask=mask, bias_fn=bias, implementation=implementation, chunk_size=8
+            q, k, v, segment_ids=segments, bias_fn=bias, implementation=implementation, chunk_size=8
         )
 
     dense = attend("dense", q, k, v)
@@ -194,7 +193,7 @@ def test_packed_step_on_four_devices_equals_one():
     assert len(jax.devices()) == 8  # tests/conftest.py: 8 host devices
     config = MODELS["jinabert-alibi"]
     objective = ContrastiveObjective(config)
-    opt = ConfigDict(dict(lr=1e-3, warmup_steps=0, schedule="constant", weight_decay=0.0))
+    opt = config_lib.optimizer(1e-3, 0, schedule="constant", weight_decay=0.0)
     tx, schedule = make_optimizer(opt, total_steps=10)
     key = jax.random.key(0)
     _, packed = _both_batches(_records(n=8, k=2, seed=3), 2, row_multiple=4)
@@ -210,3 +209,87 @@ def test_packed_step_on_four_devices_equals_one():
     assert np.isfinite(loss_1) and abs(loss_1 - loss_4) <= 1e-5
     for a, b in zip(jax.tree.leaves(params_1), jax.tree.leaves(params_4)):
         np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+GC_MODEL = BertConfig(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=4,
+    intermediate_size=48,
+    hidden_dropout=0.0,  # GradCache draws a dropout key per chunk; without dropout it is exact
+    add_pooler=False,
+)
+
+
+@pytest.mark.parametrize("devices", [1, 8])
+def test_grad_cache_with_packing_equals_plain_packed_step(devices):
+    """GradCache over packed rows (chunks of 8 rows, one from each of 8 shards) gives the plain
+    packed step's loss and every parameter gradient."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from jina_jax.training.step import grad_cache_gradients
+
+    objective = ContrastiveObjective(GC_MODEL)
+    params = nn.meta.unbox(objective.init(jax.random.key(3)))
+    _, packed = _both_batches(_records(n=16, k=2, seed=5), 2, row_multiple=8)
+    rows = packed["ids"].shape[0]
+    assert rows % 8 == 0 and rows >= 16  # at least two chunks
+    rng = jax.random.key(9)
+    plain = jax.jit(jax.value_and_grad(lambda p, b: objective(p, b, rng), has_aux=True))
+    (loss_ref, _), grads_ref = plain(params, packed)
+
+    mesh = shd.make_mesh({"data": devices}, devices=jax.devices()[:devices])
+    axes = "data" if devices > 1 else None
+    batch = {
+        k: jax.device_put(v, NamedSharding(mesh, P(axes, *([None] * (v.ndim - 1)))))
+        for k, v in packed.items()
+    }
+    cached = jax.jit(lambda p, b: grad_cache_gradients(objective, p, b, rng, 8, devices, axes))
+    with jax.set_mesh(mesh):
+        (loss, _), grads = cached(params, batch)
+    assert abs(float(loss) - float(loss_ref)) <= 1e-5 * max(1.0, abs(float(loss_ref)))
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(grads_ref), jax.tree.leaves(grads)):
+        np.testing.assert_allclose(
+            np.asarray(b), np.asarray(a), atol=1e-5, err_msg=jax.tree_util.keystr(path)
+        )
+
+
+def test_packed_long_row_needs_no_square_mask():
+    """A packed 8192-token row (40 texts) costs XLA the same temporary memory as one unpacked
+    text of 8192 tokens: segment ids are compared per key chunk, so no [L, L] mask exists."""
+    length = 8192
+    config = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_layers=1,
+        num_heads=2,
+        intermediate_size=32,
+        attention_impl="chunked",
+        attention_chunk_size=256,
+        add_pooler=False,
+    )
+    from jina_jax.models import build_encoder
+
+    encoder = build_encoder(config)
+    params = jax.eval_shape(
+        lambda: nn.meta.unbox(encoder.init(jax.random.key(0), jnp.ones((1, 8), jnp.int32)))
+    )["params"]
+    ids = jax.ShapeDtypeStruct((1, length), jnp.int32)
+
+    def compiled(fn):
+        return jax.jit(fn).lower(params, ids, ids, ids).compile()
+
+    def loss(p, x, segments, positions, packed):
+        kwargs = dict(segment_ids=segments, position_ids=positions) if packed else {}
+        out = encoder.apply({"params": p}, x, None if packed else segments, **kwargs)
+        return jnp.sum(out["last_hidden_state"] ** 2)
+
+    packed = compiled(jax.grad(lambda p, x, s, q: loss(p, x, s, q, True)))
+    unpacked = compiled(jax.grad(lambda p, x, s, q: loss(p, x, s, q, False)))
+    packed_temp = packed.memory_analysis().temp_size_in_bytes
+    unpacked_temp = unpacked.memory_analysis().temp_size_in_bytes
+    assert packed_temp <= 1.1 * unpacked_temp, (packed_temp, unpacked_temp)
+    # and no array of the compiled program has two sequence-length dimensions
+    assert f"{length},{length}" not in packed.as_text()

@@ -11,13 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
-from jina_jax import checkpoints
+from jina_jax import checkpoints, config_lib
 from jina_jax import sharding as shd
+from jina_jax.data.pipeline import contrastive_batch
 from jina_jax.models import BertConfig
-from jina_jax.train import ContrastiveObjective
-from jina_jax.trainer import CheckpointSaveError, NonFiniteLossError, train_stage
+from jina_jax.training.checkpointing import CheckpointSaveError
+from jina_jax.training.loop import NonFiniteLossError, train_stage
+from jina_jax.training.objectives import ContrastiveObjective
 
 TINY = BertConfig(
     vocab_size=64, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, add_pooler=False
@@ -37,8 +38,7 @@ class RandomPairs:
         if step == self.poison_step:
             q[0, 0] = SENTINEL
         p = rng.integers(1, SENTINEL, (4, 8)).astype(np.int32)
-        ones = np.ones((4, 8), np.int32)
-        return {"query_ids": q, "query_mask": ones, "pos_ids": p, "pos_mask": ones}
+        return contrastive_batch(q, p, max_length=8, pad_id=0, pack=False)
 
 
 class PoisonedObjective(ContrastiveObjective):
@@ -46,19 +46,16 @@ class PoisonedObjective(ContrastiveObjective):
 
     def __call__(self, params, batch, rng, train=True):
         loss, metrics = super().__call__(params, batch, rng, train)
-        poisoned = jnp.any(batch["query_ids"] == SENTINEL)
+        poisoned = jnp.any(batch["ids"] == SENTINEL)
         return jnp.where(poisoned, jnp.nan, loss), metrics
 
 
 def _stage_cfg(steps):
-    return ConfigDict(
-        dict(
-            steps=steps,
-            log_every=1,
-            optimizer=dict(lr=1e-3, warmup_steps=0, schedule="constant"),
-            checkpoint=dict(every=2, keep=5),
-        )
-    )
+    cfg = config_lib.contrastive_block("pairs")
+    cfg.update(steps=steps, log_every=1)
+    cfg.optimizer.update(lr=1e-3, warmup_steps=0, schedule="constant")
+    cfg.checkpoint.update(every=2, keep=5)
+    return cfg
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from jina_jax.data import starter
 from jina_jax.data.readers import ReadReport, read_pairs, read_texts
 from jina_jax.data.records import PairRecord
+from jina_jax.data.tfds_builder import load_tfds
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,6 @@ def _pairs(source: str, data_dir: str) -> tuple[PairRecord, ...] | Sequence[Pair
         return _starter_pairs(pathlib.Path(data_dir), source.removeprefix(STARTER_PREFIX))
     path = pathlib.Path(source)
     if _is_tfds_folder(path):
-        from jina_jax.data.tfds_builder import load_tfds
-
         return load_tfds(path)
     report = ReadReport()
     records = tuple(read_pairs(source, report=report))
@@ -78,9 +77,7 @@ def _pairs(source: str, data_dir: str) -> tuple[PairRecord, ...] | Sequence[Pair
 
 
 def _starter_pairs(data_dir: pathlib.Path, name: str) -> tuple[PairRecord, ...]:
-    from jina_jax.data.starter import load_starter
-
-    corpus = load_starter(data_dir)
+    corpus = starter.load_starter(data_dir)
     kind, _, part = name.partition("/")
     if kind == "negation" and not part:
         return tuple(
@@ -111,9 +108,7 @@ def pair_source(source: str, data_cfg, *, min_negatives: int = 0) -> Sequence[Pa
 def _texts(source: str, data_dir: str) -> tuple[str, ...]:
     if not source.startswith(STARTER_PREFIX):
         return tuple(read_texts(source))
-    from jina_jax.data.starter import load_starter
-
-    files = load_starter(data_dir).mlm_files
+    files = starter.load_starter(data_dir).mlm_files
     name = source.removeprefix(STARTER_PREFIX)
     if name != "mlm":
         kind, _, part = name.partition("/")

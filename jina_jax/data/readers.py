@@ -200,6 +200,7 @@ def _jsonl_rows(path: pathlib.Path, max_chars: int, sink: _Sink) -> Iterator[tup
 
 def _arrow_rows(path: pathlib.Path, max_chars: int, sink: _Sink) -> Iterator[tuple[str, Any]]:
     """Rows of a parquet file, or of an Arrow IPC file/stream (what `save_to_disk` writes)."""
+    # optional: pyarrow is needed for parquet/Arrow inputs only
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -299,7 +300,7 @@ def _looks_like_hub_name(name: str) -> bool:
 
 def _hub_rows(name: str, split: str, max_chars: int, sink: _Sink) -> Iterator[tuple[str, Any]]:
     """Rows of a hub dataset. Needs a connection (or a hub cache); not used offline."""
-    try:
+    try:  # optional: Hugging Face `datasets`, for hub datasets on a connected machine
         import datasets
     except ImportError:
         datasets = None

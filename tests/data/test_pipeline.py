@@ -4,7 +4,8 @@ shapes, one dataset per batch, per-host slices, and resuming from a saved positi
 import numpy as np
 import pytest
 
-from jina_jax.data.pipeline import BatchIterator, MLMBatches, PairBatches, pad_to_bucket
+from jina_jax.data.masking import IGNORE_INDEX
+from jina_jax.data.pipeline import BatchIterator, MLMBatches, PairBatches, one_per_row
 from jina_jax.data.records import PairRecord
 from jina_jax.data.sampler import DatasetSpec
 from jina_jax.tokenization import load_tokenizer
@@ -45,12 +46,14 @@ def make_batches(sources, tokenizer, **kwargs):
     )
 
 
-def unpadded(ids, mask):
-    return ids[mask.astype(bool)].tolist()
+def texts_of(batch) -> list[list[int]]:
+    """Each text's token ids, in text order, read back through its segment id."""
+    count = len(batch["query_lengths"]) + len(batch["docs_lengths"])
+    return [batch["ids"][batch["segments"] == i + 1].tolist() for i in range(count)]
 
 
 def test_pair_batches_match_the_hf_tokenizer(sources, tokenizer):
-    batches = make_batches(sources, tokenizer)
+    batches = make_batches(sources, tokenizer, pack=False)  # one text per row, bucketed
     seen = set()
     for step in range(30):
         batch = batches.batch_at(step)
@@ -60,34 +63,36 @@ def test_pair_batches_match_the_hf_tokenizer(sources, tokenizer):
         assert batch["in_batch_negatives"] == np.bool_(spec.in_batch_negatives)
         # One dataset per batch: every query carries the dataset's tag.
         assert all(r.query.startswith(f"{spec.name} ") for r in records)
-        b, lq = batch["query_ids"].shape
-        lp = batch["pos_ids"].shape[1]
-        assert b == spec.batch_size
-        assert lq in (16, 32, 64) and lp in (16, 32, 64, 96)
+        b = len(batch["query_lengths"])
+        rows, length = batch["ids"].shape
+        texts = texts_of(batch)
+        assert b == spec.batch_size and rows == len(texts) == b * (2 + spec.num_negatives)
+        assert length in (16, 32, 64, 96)
         hf = tokenizer.hf
         for i, record in enumerate(records):
             expected_q = hf(spec.query_prefix + record.query, truncation=True, max_length=64)
-            assert (
-                unpadded(batch["query_ids"][i], batch["query_mask"][i]) == expected_q["input_ids"]
-            )
+            assert texts[i] == expected_q["input_ids"]
             expected_p = hf(spec.passage_prefix + record.positive, truncation=True, max_length=96)
-            assert unpadded(batch["pos_ids"][i], batch["pos_mask"][i]) == expected_p["input_ids"]
-            # padding uses the pad id
-            assert (batch["query_ids"][i][batch["query_mask"][i] == 0] == tokenizer.pad_id).all()
+            assert texts[b + i] == expected_p["input_ids"]
+        # padding uses the pad id
+        assert (batch["ids"][batch["segments"] == 0] == tokenizer.pad_id).all()
         if spec.num_negatives:
-            assert batch["neg_ids"].shape == (b, 2, lp) == batch["neg_mask"].shape
+            assert len(batch["docs_lengths"]) == b * 3
             for i, record in enumerate(records):
                 for k in range(2):
                     expected = hf(
                         spec.passage_prefix + record.negatives[k], truncation=True, max_length=96
                     )
-                    got = unpadded(batch["neg_ids"][i, k], batch["neg_mask"][i, k])
-                    assert got == expected["input_ids"]
-            # the longest passage (positive or negative) sets the shared bucket
-            longest = max(batch["pos_mask"].sum(1).max(), batch["neg_mask"].sum(2).max())
-            assert lp == next(x for x in (16, 32, 64, 96) if x >= longest)
+                    assert texts[2 * b + 2 * i + k] == expected["input_ids"]
         else:
-            assert "neg_ids" not in batch
+            assert len(batch["docs_lengths"]) == b
+        # the longest text sets the shared bucket
+        longest = max(len(t) for t in texts)
+        assert length == next(x for x in (16, 32, 64, 96) if x >= longest)
+        np.testing.assert_array_equal(
+            np.concatenate([batch["query_lengths"], batch["docs_lengths"]]),
+            [len(t) for t in texts],
+        )
     assert seen == {"qa", "para"}
 
 
@@ -144,24 +149,23 @@ def test_hosts_concatenate_to_the_global_batch(sources, tokenizer, pack):
                 assert all(p[key] == value for p in parts)
 
 
-def test_pad_to_bucket_and_iterator_basics():
-    ids, mask = pad_to_bucket([np.array([1, 2, 3]), np.array([4] * 17)], 100, pad_id=0)
+def test_one_per_row_bucket_and_iterator_basics():
+    rows = one_per_row([np.array([1, 2, 3]), np.array([4] * 17)], 100, pad_id=0)
+    ids, mask = rows["ids"], rows["segments"] > 0
     assert ids.shape == (2, 32) and mask.sum() == 20 and ids[0, 3] == 0
-    ids, _ = pad_to_bucket([np.array([1] * 70)], 100, pad_id=0)
+    ids = one_per_row([np.array([1] * 70)], 100, pad_id=0)["ids"]
     assert ids.shape == (1, 100)  # capped at the max length, not 128
     it = BatchIterator(lambda step: {"step": step}, step=3)
     assert [next(it)["step"] for _ in range(3)] == [3, 4, 5] and it.get_state() == {"step": 6}
 
 
 def test_mlm_batches_whole_word_masking(real_sentences, tokenizer):
-    from jina_jax.losses import IGNORE_INDEX
-
     texts = real_sentences[:100]
     mlm = MLMBatches(texts, tokenizer, max_length=48, batch_size=16, seed=0, mask_prob=0.3)
     total = masked_tokens = 0
     for step in range(8):
         batch = mlm.batch_at(step)
-        ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        ids, mask, labels = batch["ids"], batch["segments"] > 0, batch["labels"]
         assert ids.shape == mask.shape == labels.shape and ids.shape[0] == 16
         assert ids.shape[1] in (16, 32, 48)
         _, indices = mlm.sampler.global_plan(step)

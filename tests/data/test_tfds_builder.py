@@ -129,7 +129,7 @@ def test_pair_batches_over_tfds_resume_and_match_in_memory(tmp_path, tokenizer):
     iterator = make(sources).iterator(prefetch=2)
     for step in range(4):
         batch = next(iterator)
-        np.testing.assert_array_equal(batch["query_ids"], uninterrupted[step]["query_ids"])
+        np.testing.assert_array_equal(batch["ids"], uninterrupted[step]["ids"])
     state = iterator.get_state()
     iterator.close()
     restored = make(sources).iterator()
@@ -137,7 +137,7 @@ def test_pair_batches_over_tfds_resume_and_match_in_memory(tmp_path, tokenizer):
     for step in range(4, 10):
         batch = next(restored)
         assert batch["dataset"] == uninterrupted[step]["dataset"]
-        for key in ("query_ids", "query_mask", "pos_ids", "pos_mask"):
+        for key in ("ids", "segments", "positions", "query_lengths", "docs_lengths"):
             np.testing.assert_array_equal(batch[key], uninterrupted[step][key])
 
 
@@ -162,9 +162,9 @@ def test_grain_loader_resumes_and_shards(tmp_path, tokenizer):
     restored.set_state(state)
     for expected in after:
         got = next(restored)
-        np.testing.assert_array_equal(got["query_ids"], expected["query_ids"])
-        np.testing.assert_array_equal(got["pos_ids"], expected["pos_ids"])
-    assert not np.array_equal(first[0]["query_ids"], after[0]["query_ids"])
+        for key in ("ids", "segments", "query_lengths", "docs_lengths"):
+            np.testing.assert_array_equal(got[key], expected[key])
+    assert not np.array_equal(first[0]["ids"], after[0]["ids"])
 
     # Two hosts read disjoint halves of the records, together all of them (one epoch).
     seen = []

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from jina_jax.hf.io import CheckpointMismatchError, load_hf
+from jina_jax.errors import CheckpointMismatchError
+from jina_jax.hf.io import load_hf
 
 
 @pytest.fixture()

@@ -80,15 +80,15 @@ def qkv():
     rng = np.random.default_rng(0)
     shape = (2, 37, 4, 8)
     q, k, v = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
-    mask = np.ones((2, 37), bool)
-    mask[1, 29:] = False  # the second sequence is padded
+    mask = np.ones((2, 37), np.int32)  # segment ids: one text per row, 0 on padding
+    mask[1, 29:] = 0  # the second sequence is padded
     return q, k, v, mask
 
 
 def test_dense_attention_matches_numpy_with_alibi_and_padding(qkv):
     q, k, v, mask = qkv
     bias_fn = alibi_bias_fn(4)
-    ours = dot_product_attention(q, k, v, key_mask=mask, bias_fn=bias_fn)
+    ours = dot_product_attention(q, k, v, segment_ids=mask, bias_fn=bias_fn)
     bias = np.asarray(bias_fn(jnp.arange(37), jnp.arange(37)))
     ref = _reference_attention(q, k, v, mask, bias, 1 / math.sqrt(8))
     np.testing.assert_allclose(np.asarray(ours), ref, atol=1e-5)
@@ -97,11 +97,11 @@ def test_dense_attention_matches_numpy_with_alibi_and_padding(qkv):
 def test_padding_is_masked(qkv):
     q, k, v, mask = qkv
     bias_fn = alibi_bias_fn(4)
-    out = dot_product_attention(q, k, v, key_mask=mask, bias_fn=bias_fn)
+    out = dot_product_attention(q, k, v, segment_ids=mask, bias_fn=bias_fn)
     k2, v2 = k.copy(), v.copy()
     k2[1, 29:] = 100.0  # garbage in padded keys must not reach any output
     v2[1, 29:] = -100.0
-    out2 = dot_product_attention(q, k2, v2, key_mask=mask, bias_fn=bias_fn)
+    out2 = dot_product_attention(q, k2, v2, segment_ids=mask, bias_fn=bias_fn)
     np.testing.assert_allclose(np.asarray(out), np.asarray(out2), atol=1e-6)
     # and equals running the unpadded sequence alone
     alone = dot_product_attention(q[1:, :29], k[1:, :29], v[1:, :29], bias_fn=bias_fn)
@@ -121,13 +121,21 @@ def test_chunked_equals_dense_forward_and_gradient(qkv, bias_kind, chunk):
 
     def loss(q, k, v, implementation):
         out = dot_product_attention(
-            q, k, v, key_mask=mask, bias_fn=bias_fn, implementation=implementation, chunk_size=chunk
+            q,
+            k,
+            v,
+            segment_ids=mask,
+            bias_fn=bias_fn,
+            implementation=implementation,
+            chunk_size=chunk,
         )
         return jnp.sum(out * jnp.cos(jnp.arange(out.size).reshape(out.shape)))
 
-    dense = dot_product_attention(q, k, v, key_mask=mask, bias_fn=bias_fn, implementation="dense")
+    dense = dot_product_attention(
+        q, k, v, segment_ids=mask, bias_fn=bias_fn, implementation="dense"
+    )
     chunked = dot_product_attention(
-        q, k, v, key_mask=mask, bias_fn=bias_fn, implementation="chunked", chunk_size=chunk
+        q, k, v, segment_ids=mask, bias_fn=bias_fn, implementation="chunked", chunk_size=chunk
     )
     np.testing.assert_allclose(np.asarray(chunked), np.asarray(dense), atol=1e-5)
     grads_dense = jax.grad(loss, argnums=(0, 1, 2))(q, k, v, "dense")
@@ -153,6 +161,6 @@ def test_auto_switches_on_length(qkv):
 def test_jax_nn_attention_path_matches_dense(qkv):
     q, k, v, mask = qkv
     bias_fn = alibi_bias_fn(4)
-    dense = dot_product_attention(q, k, v, key_mask=mask, bias_fn=bias_fn)
-    fused = dot_product_attention(q, k, v, key_mask=mask, bias_fn=bias_fn, implementation="xla")
+    dense = dot_product_attention(q, k, v, segment_ids=mask, bias_fn=bias_fn)
+    fused = dot_product_attention(q, k, v, segment_ids=mask, bias_fn=bias_fn, implementation="xla")
     np.testing.assert_allclose(np.asarray(fused), np.asarray(dense), atol=1e-5)

@@ -7,7 +7,7 @@ requires). The official ``jinaai/jina-bert-implementation`` code imports ``trans
 which transformers 5 removed; this implementation keeps the official parameter names so the same
 ``model.safetensors`` loads with either.
 
-Architecture (see SPEC §1): BERT with post-LayerNorm blocks, no position embeddings, symmetric
+Architecture (jina-embeddings v2, Günther et al. 2023): BERT with post-LayerNorm blocks, no position embeddings, symmetric
 ALiBi attention bias ``-slope[h] * |i - j|`` and a gated (GEGLU/ReGLU) MLP.
 """
 
