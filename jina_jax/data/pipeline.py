@@ -37,6 +37,7 @@ import numpy as np
 
 from jina_jax.data.buckets import bucket_for, bucket_lengths
 from jina_jax.data.masking import whole_word_mask
+from jina_jax.data.prepared import tokenizer_identity
 from jina_jax.data.records import PairRecord
 from jina_jax.data.sampler import DatasetSpec, MixtureSampler, as_spec_dict
 
@@ -63,16 +64,20 @@ def pack_sequences(
     pad_id: int,
     row_multiple: int = 1,
     steps_per_octave: int = 8,
+    *,
+    num_rows: int | None = None,
+    text_ids: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Several texts per row (first-fit decreasing): token id arrays -> ``ids``, ``segments``,
     ``positions`` ``[R, pack_length]`` int32 and ``lengths [N]``.
 
-    ``segments`` holds ``1 + i`` on the tokens of text ``i`` and 0 on padding; ``positions``
-    counts tokens within each text. The encoder keeps attention within a text and pooling sums
-    per segment (``jina_jax.models.pooling.segment_pool``), so each text's embedding is the one
-    it gets alone, while the padding an ordinary batch pads to its longest text is mostly gone.
-    ``R`` is rounded up by ``row_bucket`` (few compiled shapes) to a multiple of
-    ``row_multiple`` (the number of batch shards)."""
+    ``segments`` holds ``1 + text_ids[i]`` (default ``1 + i``) on the tokens of text ``i`` and 0
+    on padding; ``positions`` counts tokens within each text. The encoder keeps attention within
+    a text and pooling sums per segment (``jina_jax.models.pooling.segment_pool``), so each
+    text's embedding is the one it gets alone, while the padding an ordinary batch pads to its
+    longest text is mostly gone. ``R`` is rounded up by ``row_bucket`` (few compiled shapes) to a
+    multiple of ``row_multiple`` (the number of batch shards), unless ``num_rows`` fixes it (a
+    host's share of a multi-host batch, ``packed_rows_bound``)."""
     lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
     if len(rows) == 0:
         raise ValueError("pack_sequences: no texts to pack")
@@ -91,14 +96,18 @@ def pack_sequences(
         used = max(used, r + 1)
         row_of[i], start_of[i] = r, pack_length - free[r]
         free[r] -= lengths[i]
-    num_rows = row_bucket(used, row_multiple, steps_per_octave)
+    if num_rows is None:
+        num_rows = row_bucket(used, row_multiple, steps_per_octave)
+    elif used > num_rows:  # packed_rows_bound is a theorem about FFD; this cannot happen
+        raise AssertionError(f"first-fit decreasing used {used} rows, more than {num_rows}")
+    text_ids = np.arange(len(rows)) if text_ids is None else np.asarray(text_ids)
     ids = np.full((num_rows, pack_length), pad_id, np.int32)
     segments = np.zeros((num_rows, pack_length), np.int32)
     positions = np.zeros((num_rows, pack_length), np.int32)
     for i, row in enumerate(rows):
         r, begin, end = row_of[i], start_of[i], start_of[i] + lengths[i]
         ids[r, begin:end] = row
-        segments[r, begin:end] = i + 1
+        segments[r, begin:end] = text_ids[i] + 1
         positions[r, begin:end] = np.arange(lengths[i])
     return {
         "ids": ids,
@@ -108,30 +117,68 @@ def pack_sequences(
     }
 
 
+def packed_rows_bound(lengths: np.ndarray, pack_length: int) -> np.ndarray:
+    """An upper bound on the rows ``pack_sequences`` (first-fit decreasing) needs, for each row of
+    ``lengths [H, T]`` (the text lengths of each host's share of a batch), from a few vectorised
+    passes: what every host computes for every host, so that all agree on one row count
+    without running anyone else's packing.
+
+    The bound. Let ``f(t)`` bound the rows first-fit decreasing opens for the texts longer than
+    ``t``. Texts longer than ``L/2`` pair with nothing: ``f(L/2)`` is their count. For thresholds
+    ``t' < t``, look at the last row opened for the texts longer than ``t'``: either a text
+    longer than ``t`` opened it (then there are at most ``f(t)`` rows), or a text of at most
+    ``t`` tokens that fitted in no earlier row, so every earlier row holds more than ``L - t``
+    tokens, and there are at most ``ceil(S / (L - t))`` rows (``S``: the tokens of the texts
+    longer than ``t'``). Hence ``f(t') <= max(f(t), ceil(S_{>t'} / (L - t)))``, down to ``t' = 0``
+    over thresholds ``L/64`` apart: within a few rows of the packing itself on real data."""
+    lengths = np.atleast_2d(np.asarray(lengths, dtype=np.int64))
+    half = pack_length // 2
+    step = max(1, pack_length // 64)
+    edges = np.unique(np.concatenate([np.arange(0, half, step), [half]]))  # 0 = t_0 < .. = L/2
+    # class j: lengths in (edges[j], edges[j + 1]]; the last class: longer than L/2
+    classes = np.searchsorted(edges, lengths, side="left") - 1
+    num_classes = len(edges)
+    hosts = np.arange(lengths.shape[0])[:, None]
+    flat = (hosts * num_classes + classes).ravel()
+    size = lengths.shape[0] * num_classes
+    counts = np.bincount(flat, minlength=size).reshape(-1, num_classes)
+    tokens = np.bincount(flat, weights=lengths.ravel(), minlength=size).reshape(-1, num_classes)
+    longer = np.cumsum(tokens[:, ::-1], axis=1)[:, ::-1]  # [:, j]: tokens of classes >= j
+    bound = counts[:, -1]  # f(L/2)
+    for j in range(num_classes - 2, -1, -1):  # texts longer than edges[j], at most edges[j + 1]
+        rows = np.ceil(longer[:, j] / (pack_length - edges[j + 1])).astype(np.int64)
+        bound = np.maximum(bound, rows)
+    return bound
+
+
 def one_per_row(
     rows: Sequence[np.ndarray],
     max_length: int,
     pad_id: int,
     row_multiple: int = 1,
     fixed_length: bool = False,
+    *,
+    length: int | None = None,
+    text_ids: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """One text per row, in text order: the unpacked form of ``pack_sequences``'s output. ``L``
-    is the power-of-two bucket of the longest text (``max_length`` when ``fixed_length``: one
-    shape, one compilation); ``R`` is the text count rounded up to ``row_multiple`` (extra rows
-    are all padding)."""
+    is ``length`` if given, else the power-of-two bucket of the longest text (``max_length``
+    when ``fixed_length``: one shape, one compilation); ``R`` is the text count rounded up to
+    ``row_multiple`` (extra rows are all padding). Segment ids as in ``pack_sequences``."""
     if len(rows) == 0:
         raise ValueError("one_per_row: no texts to lay out")
     lengths = np.fromiter((len(row) for row in rows), dtype=np.int32, count=len(rows))
-    length = (
-        max_length if fixed_length else bucket_for(int(lengths.max()), bucket_lengths(max_length))
-    )
+    if length is None:
+        longest = int(lengths.max())
+        length = max_length if fixed_length else bucket_for(longest, bucket_lengths(max_length))
+    text_ids = np.arange(len(rows)) if text_ids is None else np.asarray(text_ids)
     num_rows = -(-len(rows) // row_multiple) * row_multiple
     ids = np.full((num_rows, length), pad_id, np.int32)
     segments = np.zeros((num_rows, length), np.int32)
     positions = np.zeros((num_rows, length), np.int32)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = row
-        segments[i, : len(row)] = i + 1
+        segments[i, : len(row)] = text_ids[i] + 1
         positions[i, : len(row)] = np.arange(len(row))
     return {"ids": ids, "segments": segments, "positions": positions, "lengths": lengths}
 
@@ -304,12 +351,25 @@ class BatchIterator:
         self.close()
 
 
+def is_prepared(source) -> bool:
+    """A pre-tokenised random-access source (``jina_jax.data.prepared.PreparedDataset``): token
+    counts of every record up front (``lengths``), token ids read per batch (``token_ids``)."""
+    return hasattr(source, "lengths") and hasattr(source, "token_ids")
+
+
 class PairBatches:
     """Pair / triplet batches for contrastive training, one dataset per batch.
 
-    sources: name -> random-access sequence of PairRecord (a list, or `load_tfds(...)` records).
-    specs: a DatasetSpec per source. Each host gets `batch_size // process_count` rows of every
-    global batch (its contiguous slice).
+    sources: name -> a random-access sequence of PairRecord (a list, ``load_tfds(...)``
+    records), or a prepared (pre-tokenised) dataset (``is_prepared``). specs: a DatasetSpec per
+    source.
+
+    With several hosts, host ``h`` of ``H`` owns the records ``[h B/H, (h+1) B/H)`` of each
+    global batch of ``B``: it reads and lays out only those (a prepared source is read for
+    them alone; a raw source is tokenised whole, today's cost, since its lengths are not known
+    in advance). Every host computes the same row count from the token counts of the global
+    batch alone (``packed_rows_bound`` over every host's share), and its texts keep their
+    global segment ids, so the hosts' rows together are one global batch of the same texts.
     """
 
     def __init__(
@@ -335,7 +395,7 @@ class PairBatches:
         if pack and pad_to_max_length:
             raise ValueError("pack and pad_to_max_length exclude each other; choose one")
         self.pad_to_max_length = pad_to_max_length
-        # every host gets the same number of rows
+        # every host gets the same number of rows, a multiple of its share of the batch shards
         self.pack, self.row_multiple = pack, math.lcm(row_multiple, process_count)
         self.row_steps_per_octave = row_steps_per_octave
         self.sources = dict(sources)
@@ -344,6 +404,9 @@ class PairBatches:
         self.query_max_length = query_max_length
         self.passage_max_length = passage_max_length
         self.process_index, self.process_count = process_index, process_count
+        for name, source in self.sources.items():
+            if is_prepared(source):
+                self._check_prepared(name, source)
         self.sampler = MixtureSampler(
             {name: len(source) for name, source in self.sources.items()},
             self.specs,
@@ -352,25 +415,129 @@ class PairBatches:
             process_count,
         )
 
+    def _check_prepared(self, name: str, source) -> None:
+        """A prepared dataset was tokenised once, ahead of time: its tokenizer, truncation and
+        prefixes must be the run's."""
+        spec, meta = self.specs[name], source.meta
+        want = {"query": self.query_max_length, "passage": self.passage_max_length}
+        problems = []
+        if meta.get("max_lengths") != want:
+            problems.append(f"max lengths {meta.get('max_lengths')}, the stage uses {want}")
+        theirs, ours = meta.get("tokenizer", {}), tokenizer_identity(self.tokenizer)
+        if any(theirs.get(key) != ours[key] for key in ours):
+            problems.append(f"tokenizer {theirs}, the run's is {ours}")
+        if spec.num_negatives > meta.get("num_negatives", 0):
+            problems.append(
+                f"{meta.get('num_negatives', 0)} negatives per record, the stage needs "
+                f"{spec.num_negatives}"
+            )
+        if spec.query_prefix or spec.passage_prefix:
+            problems.append("prefixes are applied when preparing (--query-prefix/--passage-prefix)")
+        if problems:
+            raise ValueError(
+                f"prepared dataset {name!r} ({getattr(source, 'folder', '?')}) does not fit this "
+                f"run: {'; '.join(problems)}. Prepare it again with python -m "
+                "jina_jax.data.prepare and the run's settings."
+            )
+
     def records_at(self, step: int) -> tuple[DatasetSpec, list[PairRecord]]:
         """The global batch of `step`: its dataset's spec and its records."""
         name, indices = self.sampler.global_plan(step)
         return self.specs[name], take(self.sources[name], indices)
 
     def batch_at(self, step: int) -> Batch:
-        spec, records = self.records_at(step)
-        batch = tokenize_pairs(
-            records,
-            spec,
-            self.tokenizer,
-            self.query_max_length,
-            self.passage_max_length,
-            pack=self.pack,
-            pad_to_max_length=self.pad_to_max_length,
-            row_multiple=self.row_multiple,
-            row_steps_per_octave=self.row_steps_per_octave,
+        name, indices = self.sampler.global_plan(step)
+        spec, source = self.specs[name], self.sources[name]
+        own = self._own(len(indices))
+        if is_prepared(source):
+            sides = 2 + spec.num_negatives
+            lengths = np.asarray(source.lengths[indices][:, :sides], np.int64)
+            texts = [record[:sides] for record in source.token_ids(indices[own])]
+        else:
+            lengths, texts = self._tokenize(spec, take(source, indices), own)
+        return self._lay_out(spec, lengths, texts)
+
+    def _own(self, batch_size: int) -> slice:
+        share = batch_size // self.process_count
+        return slice(self.process_index * share, (self.process_index + 1) * share)
+
+    def _tokenize(self, spec: DatasetSpec, records, own: slice):
+        """Raw records -> token counts ``[B, 2 + K]`` of the global batch, and the token ids of
+        this host's records (query, positive, negatives each)."""
+        k = spec.num_negatives
+        short = [i for i, record in enumerate(records) if len(record.negatives) < k]
+        if short:
+            raise ValueError(
+                f"{spec.name}: {len(short)} records have fewer than {k} negatives "
+                f"(first at batch row {short[0]}); filter the dataset or lower num_negatives"
+            )
+        queries = [spec.query_prefix + record.query for record in records]
+        passages = [
+            spec.passage_prefix + text
+            for record in records
+            for text in (record.positive, *record.negatives[:k])
+        ]
+        query_ids, _ = self.tokenizer.encode_batch(queries, self.query_max_length)
+        passage_ids, _ = self.tokenizer.encode_batch(passages, self.passage_max_length)
+        per_record = [
+            [query_ids[i], *passage_ids[i * (1 + k) : (i + 1) * (1 + k)]]
+            for i in range(len(records))
+        ]
+        lengths = np.asarray([[len(t) for t in record] for record in per_record], np.int64)
+        return lengths, per_record[own]
+
+    def _lay_out(self, spec: DatasetSpec, lengths: np.ndarray, texts) -> Batch:
+        """This host's records (``texts``: token ids per side) as its rows of the global batch
+        whose token counts are ``lengths [B, 2 + K]``."""
+        batch_size, sides = lengths.shape
+        k = sides - 2
+        hosts, share = self.process_count, batch_size // self.process_count
+        first = self.process_index * share
+        records = np.arange(first, first + share)
+        # Global text order: the B queries, the B positives, then B x K negatives (row-major).
+        text_ids = np.concatenate(
+            [
+                records,
+                batch_size + records,
+                (2 * batch_size + records[:, None] * k + np.arange(k)).ravel(),
+            ]
         )
-        return _host_rows(batch, self.process_index, self.process_count)
+        rows = [t[0] for t in texts] + [t[1] for t in texts]
+        rows += [t[2 + n] for t in texts for n in range(k)]
+        length = max(self.query_max_length, self.passage_max_length)
+        pad_id, local_multiple = self.tokenizer.pad_id, self.row_multiple // hosts
+        if self.pack:
+            num_rows = None
+            if hosts > 1:  # one row count for every host, from the global token counts alone
+                shares = lengths.reshape(hosts, share * sides)
+                bound = int(packed_rows_bound(shares, length).max())
+                num_rows = row_bucket(bound, local_multiple, self.row_steps_per_octave)
+            laid_out = pack_sequences(
+                rows,
+                length,
+                pad_id,
+                local_multiple,
+                self.row_steps_per_octave,
+                num_rows=num_rows,
+                text_ids=text_ids,
+            )
+        else:  # one text per row, padded to the bucket of the global batch's longest text
+            fixed = self.pad_to_max_length
+            width = length if fixed else bucket_for(int(lengths.max()), bucket_lengths(length))
+            laid_out = one_per_row(
+                rows, length, pad_id, local_multiple, length=width, text_ids=text_ids
+            )
+        docs = np.concatenate([lengths[:, 1], lengths[:, 2:].ravel()]).astype(np.int32)
+        docs_share = len(docs) // hosts
+        return {
+            "ids": laid_out["ids"],
+            "segments": laid_out["segments"],
+            "positions": laid_out["positions"],
+            "query_lengths": lengths[first : first + share, 0].astype(np.int32),
+            "docs_lengths": docs[self.process_index * docs_share :][:docs_share],
+            "in_batch_negatives": np.bool_(spec.in_batch_negatives),
+            "dataset": spec.name,
+        }
 
     def iterator(self, step: int = 0, prefetch: int = 0) -> BatchIterator:
         return BatchIterator(self.batch_at, step, prefetch)

@@ -131,9 +131,21 @@ def test_resume_from_a_saved_position_gives_the_same_batches(sources, tokenizer)
     restored.close()
 
 
+def texts_by_segment(batch) -> dict[int, list[int]]:
+    """Token ids of every text of a batch (or of hosts' rows together), by global segment id."""
+    out: dict[int, list[int]] = {}
+    for row_ids, row_segments in zip(batch["ids"], batch["segments"]):
+        for token, segment in zip(row_ids.tolist(), row_segments.tolist()):
+            if segment:
+                out.setdefault(segment, []).append(token)
+    return out
+
+
 @pytest.mark.parametrize("pack", [False, True])
-def test_hosts_concatenate_to_the_global_batch(sources, tokenizer, pack):
-    # packed: one host with rows in multiples of 2 == two hosts (each takes half the rows)
+def test_hosts_read_their_own_records_of_the_global_batch(sources, tokenizer, pack):
+    """Two hosts, each laying out only its half of the records, together hold the one-host batch:
+    the same texts under the same global segment ids, the same per-text lengths, and equal row
+    counts on both hosts."""
     single = make_batches(sources, tokenizer, pack=pack, row_multiple=2)
     hosts = [
         make_batches(sources, tokenizer, process_index=i, process_count=2, pack=pack)
@@ -142,11 +154,15 @@ def test_hosts_concatenate_to_the_global_batch(sources, tokenizer, pack):
     for step in range(10):
         whole = single.batch_at(step)
         parts = [host.batch_at(step) for host in hosts]
-        for key, value in whole.items():
-            if isinstance(value, np.ndarray) and value.ndim:
-                np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), value)
-            else:
-                assert all(p[key] == value for p in parts)
+        assert parts[0]["ids"].shape == parts[1]["ids"].shape
+        together = {
+            key: np.concatenate([p[key] for p in parts])
+            for key in ("ids", "segments", "query_lengths", "docs_lengths")
+        }
+        assert texts_by_segment(together) == texts_by_segment(whole)
+        for key in ("query_lengths", "docs_lengths"):
+            np.testing.assert_array_equal(together[key], whole[key])
+        assert all(p["dataset"] == whole["dataset"] for p in parts)
 
 
 def test_one_per_row_bucket_and_iterator_basics():

@@ -1,0 +1,234 @@
+"""Prepared datasets: cleaned, pre-tokenised records in array_record shards, read at random.
+
+``python -m jina_jax.data.prepare`` (Apache Beam) writes them; training reads them through
+``PreparedDataset``. One dataset is one folder (local or ``gs://``)::
+
+    prepared.json    {"format": "jina_jax.prepared/1", "kind": "pairs" | "texts",
+                      "num_records": N, "num_negatives": K, "sides": 2 + K (pairs) | 1 (texts),
+                      "tokenizer": {"name", "vocab_size", "sha1"},
+                      "max_lengths": {"query": .., "passage": ..} | {"text": ..},
+                      "shards": ["records-00000-of-00064.array_record", ...],
+                      "lengths": "lengths.npy", "report": "filter_report.json"}
+    records-SSSSS-of-NNNNN.array_record   records in global order, shard s a contiguous range;
+                      each record msgpack {"ids": [int32 little-endian bytes per side],
+                      "text": [str per side]}, sides query, positive, negative_1..K
+    lengths.npy      uint16 [N, sides]: tokens of each side after truncation
+
+``lengths.npy`` is small (4 bytes a pair) and memory-mapped: every host reads the token counts of
+a whole global batch from it to agree on the batch's layout, then reads from the shards only the
+records of its own rows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import json
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgpack
+import numpy as np
+from array_record.python.array_record_data_source import ArrayRecordDataSource
+from array_record.python.array_record_module import ArrayRecordWriter
+from etils import epath
+
+from jina_jax.data.records import PairRecord
+
+FORMAT = "jina_jax.prepared/1"
+META_FILE = "prepared.json"
+LENGTHS_FILE = "lengths.npy"
+WRITER_OPTIONS = "group_size:1"  # one record per chunk: cheap random access
+
+
+class CorruptShardError(OSError):
+    """A shard of a prepared dataset could not be read; names the shard file."""
+
+
+def tokenizer_identity(tokenizer) -> dict[str, Any]:
+    """What a prepared dataset records of the tokenizer that made it: vocabulary size and a
+    hash of the vocabulary, compared with the run's tokenizer before training."""
+    vocab = sorted(tokenizer.hf.get_vocab().items())
+    digest = hashlib.sha1(json.dumps(vocab).encode()).hexdigest()
+    return {"vocab_size": tokenizer.vocab_size, "sha1": digest}
+
+
+def is_prepared_folder(path: str | os.PathLike) -> bool:
+    return (epath.Path(path) / META_FILE).exists()
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"records-{index:05d}-of-{count:05d}.array_record"
+
+
+def encode_record(ids: Sequence[np.ndarray], texts: Sequence[str]) -> bytes:
+    return msgpack.packb(
+        {"ids": [np.asarray(x, "<i4").tobytes() for x in ids], "text": list(texts)}
+    )
+
+
+def decode_ids(record: bytes) -> list[np.ndarray]:
+    return [np.frombuffer(x, "<i4") for x in msgpack.unpackb(record)["ids"]]
+
+
+def decode_texts(record: bytes) -> list[str]:
+    return msgpack.unpackb(record)["text"]
+
+
+class PreparedDataset(Sequence):
+    """Random access to a prepared dataset: ``lengths`` up front, ``token_ids(indices)`` (one
+    batched read) for training, ``dataset[i]`` / ``records(indices)`` as ``PairRecord``s."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = epath.Path(folder)
+        meta_path = self.folder / META_FILE
+        try:
+            self.meta: dict[str, Any] = json.loads(meta_path.read_text())
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"{self.folder}: not a prepared dataset (no {META_FILE})"
+            ) from e
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{meta_path}: invalid JSON ({e})") from e
+        if self.meta.get("format") != FORMAT:
+            raise ValueError(
+                f"{meta_path}: format {self.meta.get('format')!r}, this jina_jax reads {FORMAT!r}; "
+                "prepare the data again with python -m jina_jax.data.prepare"
+            )
+        self.shards = [str(self.folder / name) for name in self.meta["shards"]]
+        lengths_path = self.folder / self.meta["lengths"]
+        if os.path.exists(str(lengths_path)):  # local: memory-mapped, hosts touch their pages
+            self.lengths = np.load(str(lengths_path), mmap_mode="r")
+        else:  # remote (gs://): read once
+            self.lengths = np.load(io.BytesIO(lengths_path.read_bytes()))
+        if len(self.lengths) != self.meta["num_records"]:
+            raise ValueError(
+                f"{self.folder}: {LENGTHS_FILE} has {len(self.lengths)} rows, prepared.json says "
+                f"{self.meta['num_records']} records"
+            )
+        self._source: ArrayRecordDataSource | None = None
+        self._starts: list[int] | None = None
+
+    def __len__(self) -> int:
+        return int(self.meta["num_records"])
+
+    def _read(self, indices: Sequence[int]) -> list[bytes]:
+        if self._source is None:
+            self._source = ArrayRecordDataSource(self.shards)
+        indices = [int(i) for i in indices]
+        try:
+            return list(self._source.__getitems__(indices))
+        except Exception as e:
+            shard = self._shard_of(indices, e)
+            raise CorruptShardError(
+                f"{shard}: cannot read records of the prepared dataset ({e})"
+            ) from e
+
+    def _shard_of(self, indices: Sequence[int], error: Exception) -> str:
+        """The first shard among ``indices``' shards that fails to read alone."""
+        if self._starts is None:
+            bounds = [len(self) * s // len(self.shards) for s in range(len(self.shards))]
+            self._starts = bounds
+        for shard in sorted({bisect.bisect_right(self._starts, i) - 1 for i in indices}):
+            try:
+                ArrayRecordDataSource([self.shards[shard]]).__getitems__([0])
+            except Exception:
+                return self.shards[shard]
+        return f"{self.folder} (shard unknown: {type(error).__name__})"
+
+    def token_ids(self, indices: Sequence[int]) -> list[list[np.ndarray]]:
+        """Token ids of each side of each record (query, positive, negatives)."""
+        return [decode_ids(r) for r in self._read(indices)]
+
+    def records(self, indices: Sequence[int]) -> list[PairRecord]:
+        out = []
+        for raw in self._read(indices):
+            texts = decode_texts(raw)
+            out.append(PairRecord(texts[0], texts[1], tuple(texts[2:])))
+        return out
+
+    def __getitems__(self, indices: Sequence[int]) -> list[PairRecord]:
+        return self.records(indices)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.records(range(*index.indices(len(self))))
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.records([index % len(self)])[0]
+
+    def __getstate__(self):  # readers are per process/thread; reopen after pickling
+        return {**self.__dict__, "_source": None}
+
+
+def write_prepared(
+    folder: str | os.PathLike,
+    records: Iterable[tuple[Sequence[np.ndarray], Sequence[str]]],
+    *,
+    num_records: int,
+    kind: str,
+    num_negatives: int,
+    tokenizer: dict[str, Any],
+    max_lengths: dict[str, int],
+    num_shards: int = 64,
+    report: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> epath.Path:
+    """Writes ``num_records`` records (token ids and texts per side) as a prepared dataset, one
+    process, streaming (the Beam pipeline writes the same format in parallel). The folder is
+    assembled beside ``folder`` and renamed into place, so a failed write leaves nothing half
+    done and an existing dataset is replaced only with ``overwrite``."""
+    folder = epath.Path(folder)
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder} exists; pass overwrite=True (--overwrite) to replace it")
+    sides = 1 if kind == "texts" else 2 + num_negatives
+    staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        lengths = np.zeros((num_records, sides), np.uint16)
+        names = [shard_name(s, num_shards) for s in range(num_shards)]
+        iterator = iter(records)
+        index = 0
+        for s, name in enumerate(names):
+            end = num_records * (s + 1) // num_shards
+            writer = ArrayRecordWriter(str(staging / name), WRITER_OPTIONS)
+            try:
+                while index < end:
+                    ids, texts = next(iterator)
+                    if len(ids) != sides:
+                        raise ValueError(f"record {index} has {len(ids)} sides, expected {sides}")
+                    lengths[index] = [len(x) for x in ids]
+                    writer.write(encode_record(ids, texts))
+                    index += 1
+            finally:
+                writer.close()
+        np.save(str(staging / LENGTHS_FILE), lengths)
+        meta = {
+            "format": FORMAT,
+            "kind": kind,
+            "num_records": num_records,
+            "num_negatives": num_negatives,
+            "sides": sides,
+            "tokenizer": tokenizer,
+            "max_lengths": max_lengths,
+            "shards": names,
+            "lengths": LENGTHS_FILE,
+            "report": "filter_report.json",
+        }
+        (staging / "filter_report.json").write_text(json.dumps(report or {}, indent=2))
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2))
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            folder.rename(old)
+            staging.rename(folder)
+            old.rmtree()
+        else:
+            staging.rename(folder)
+    except BaseException:
+        if staging.exists():
+            staging.rmtree()
+        raise
+    return folder
