@@ -129,8 +129,9 @@ def packed_rows_bound(lengths: np.ndarray, pack_length: int) -> np.ndarray:
     longer than ``t`` opened it (then there are at most ``f(t)`` rows), or a text of at most
     ``t`` tokens that fitted in no earlier row, so every earlier row holds more than ``L - t``
     tokens, and there are at most ``ceil(S / (L - t))`` rows (``S``: the tokens of the texts
-    longer than ``t'``). Hence ``f(t') <= max(f(t), ceil(S_{>t'} / (L - t)))``, down to ``t' = 0``
-    over thresholds ``L/64`` apart: within a few rows of the packing itself on real data."""
+    longer than ``t'``). Hence ``f(t') <= max(f(t), ceil(S_{>t'} / (L - t)))`` (just ``f(t)``
+    when no text lies in ``(t', t]``), down to ``t' = 0`` over thresholds ``L/64`` apart: within a
+    few rows of the packing itself on real data."""
     lengths = np.atleast_2d(np.asarray(lengths, dtype=np.int64))
     half = pack_length // 2
     step = max(1, pack_length // 64)
@@ -147,7 +148,8 @@ def packed_rows_bound(lengths: np.ndarray, pack_length: int) -> np.ndarray:
     bound = counts[:, -1]  # f(L/2)
     for j in range(num_classes - 2, -1, -1):  # texts longer than edges[j], at most edges[j + 1]
         rows = np.ceil(longer[:, j] / (pack_length - edges[j + 1])).astype(np.int64)
-        bound = np.maximum(bound, rows)
+        # with no text of this class, none of them can have opened the last row
+        bound = np.where(counts[:, j] > 0, np.maximum(bound, rows), bound)
     return bound
 
 

@@ -21,7 +21,6 @@ records of its own rows.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import io
 import json
@@ -32,8 +31,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
-from array_record.python.array_record_data_source import ArrayRecordDataSource
-from array_record.python.array_record_module import ArrayRecordWriter
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 from etils import epath
 
 from jina_jax.data.records import PairRecord
@@ -42,6 +40,7 @@ FORMAT = "jina_jax.prepared/1"
 META_FILE = "prepared.json"
 LENGTHS_FILE = "lengths.npy"
 WRITER_OPTIONS = "group_size:1"  # one record per chunk: cheap random access
+READER_OPTIONS = "readahead_buffer_size:0"  # random access: no read-ahead
 
 
 class CorruptShardError(OSError):
@@ -109,35 +108,45 @@ class PreparedDataset(Sequence):
                 f"{self.folder}: {LENGTHS_FILE} has {len(self.lengths)} rows, prepared.json says "
                 f"{self.meta['num_records']} records"
             )
-        self._source: ArrayRecordDataSource | None = None
-        self._starts: list[int] | None = None
+        count = len(self.shards)
+        # shard s holds records [s N // S, (s + 1) N // S)
+        self._starts = np.asarray([len(self) * s // count for s in range(count)], np.int64)
+        self._readers: dict[int, ArrayRecordReader] = {}
 
     def __len__(self) -> int:
         return int(self.meta["num_records"])
 
-    def _read(self, indices: Sequence[int]) -> list[bytes]:
-        if self._source is None:
-            self._source = ArrayRecordDataSource(self.shards)
-        indices = [int(i) for i in indices]
-        try:
-            return list(self._source.__getitems__(indices))
-        except Exception as e:
-            shard = self._shard_of(indices, e)
-            raise CorruptShardError(
-                f"{shard}: cannot read records of the prepared dataset ({e})"
-            ) from e
-
-    def _shard_of(self, indices: Sequence[int], error: Exception) -> str:
-        """The first shard among ``indices``' shards that fails to read alone."""
-        if self._starts is None:
-            bounds = [len(self) * s // len(self.shards) for s in range(len(self.shards))]
-            self._starts = bounds
-        for shard in sorted({bisect.bisect_right(self._starts, i) - 1 for i in indices}):
+    def _reader(self, shard: int) -> ArrayRecordReader:
+        reader = self._readers.get(shard)
+        if reader is None:
             try:
-                ArrayRecordDataSource([self.shards[shard]]).__getitems__([0])
-            except Exception:
-                return self.shards[shard]
-        return f"{self.folder} (shard unknown: {type(error).__name__})"
+                reader = ArrayRecordReader(self.shards[shard], READER_OPTIONS)
+            except Exception as e:
+                raise CorruptShardError(f"{self.shards[shard]}: cannot open this shard ({e})") from e
+            self._readers[shard] = reader
+        return reader
+
+    def _read(self, indices: Sequence[int]) -> list[bytes]:
+        """One read per shard touched; records come back in the order of ``indices``."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"record index out of range [0, {len(self)})")
+        shards = np.searchsorted(self._starts, indices, side="right") - 1
+        out: list[bytes | None] = [None] * len(indices)
+        for shard in np.unique(shards):
+            where = np.flatnonzero(shards == shard)
+            positions = (indices[where] - self._starts[shard]).tolist()
+            try:
+                records = self._reader(int(shard)).read(positions)
+            except CorruptShardError:
+                raise
+            except Exception as e:
+                raise CorruptShardError(
+                    f"{self.shards[shard]}: cannot read records {positions[:5]} of this shard ({e})"
+                ) from e
+            for i, record in zip(where.tolist(), records):
+                out[i] = record
+        return out
 
     def token_ids(self, indices: Sequence[int]) -> list[list[np.ndarray]]:
         """Token ids of each side of each record (query, positive, negatives)."""
@@ -160,8 +169,8 @@ class PreparedDataset(Sequence):
             raise IndexError(index)
         return self.records([index % len(self)])[0]
 
-    def __getstate__(self):  # readers are per process/thread; reopen after pickling
-        return {**self.__dict__, "_source": None}
+    def __getstate__(self):  # readers are per process; reopen after pickling
+        return {**self.__dict__, "_readers": {}}
 
 
 def write_prepared(
