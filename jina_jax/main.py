@@ -161,6 +161,7 @@ def stage_train(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
         init_params=start,
         reinit=reinit,
         fingerprint=task.fingerprint(),
+        grad_cache_chunk=task.grad_cache_chunk,
         evaluate=_periodic_evals(run, dataclasses.replace(base, config=model_config), folder),
         prng_impl=run.config.prng_impl,
     )

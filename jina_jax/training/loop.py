@@ -171,6 +171,7 @@ def train_stage(
     init_params: Any | None = None,
     reinit: Sequence[str] = (),
     fingerprint: dict | None = None,
+    grad_cache_chunk: int = 0,
     show_progress: bool = True,
     evaluate=None,
     prng_impl: str = "threefry2x32",
@@ -179,6 +180,7 @@ def train_stage(
 
     Resumes from the latest checkpoint in ``workdir`` when there is one (refusing a checkpoint
     whose ``fingerprint`` differs), else starts from ``init_params`` merged into a fresh init.
+    ``grad_cache_chunk`` > 0: GradCache steps with chunks of that many rows.
     """
     workdir = pathlib.Path(workdir).absolute()
     total_steps = int(stage_cfg.steps)
@@ -207,7 +209,7 @@ def train_stage(
         state = _on_mesh(TrainState(jnp.asarray(resumed_from, jnp.int32), params, opt_state), mesh)
         print(f"resuming from step {resumed_from} in {workdir}")
 
-    step_fn = make_step_fn(objective, tx, schedule, int(stage_cfg.grad_cache_chunk), mesh, rules)
+    step_fn = make_step_fn(objective, tx, schedule, grad_cache_chunk, mesh, rules)
     compiled: dict[tuple, Any] = {}
     peak = peak_flops() * mesh.size
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)

@@ -55,6 +55,11 @@ class StageTask:
     def fingerprint(self) -> dict:
         return config_lib.stage_fingerprint(self.config, self.name)
 
+    @property
+    def grad_cache_chunk(self) -> int:
+        """Rows per GradCache chunk; 0 = the plain step (GradCache is contrastive-only)."""
+        return 0
+
     def _process(self) -> dict[str, int]:
         return dict(process_index=jax.process_index(), process_count=jax.process_count())
 
@@ -143,6 +148,10 @@ class ContrastiveTask(StageTask):
             row_steps_per_octave=cfg.pack_row_steps,
             **self._process(),
         )
+
+    @property
+    def grad_cache_chunk(self) -> int:
+        return int(self.cfg.grad_cache_chunk)
 
     def starting_params(self, params):
         if "cls" in params:  # an MLM backbone: its encoder, whose pooler it never had
