@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from jina_jax import checkpoints
+from jina_jax import checkpoints, tokenization
 from jina_jax.embedders import ModelEmbedder
 from jina_jax.hf.io import load_hf
 from jina_jax.hf.local_models import resolve
@@ -32,3 +32,11 @@ def load_embedder(path: str | os.PathLike, **embedder_options) -> ModelEmbedder:
     """``load_model(path)`` wrapped as an embedder (``jina_jax.embedders``), e.g. the consistency
     filter's auxiliary model or an evaluation baseline."""
     return ModelEmbedder(load_model(path), name=str(path), **embedder_options)
+
+
+def load_tokenizer(name_or_path: str | os.PathLike) -> tokenization.Tokenizer:
+    """``"jina_v2"`` (the JinaBERT vocabulary), a tokenizer folder or file, or the tokenizer of
+    a model folder or local alias such as ``all-MiniLM-L6-v2``."""
+    if str(name_or_path) == "jina_v2":
+        return tokenization.jina_v2_tokenizer()
+    return tokenization.load_tokenizer(resolve(name_or_path))

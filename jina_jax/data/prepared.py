@@ -7,8 +7,10 @@
                       "num_records": N, "num_negatives": K, "sides": 2 + K (pairs) | 1 (texts),
                       "tokenizer": {"name", "vocab_size", "sha1"},
                       "max_lengths": {"query": .., "passage": ..} | {"text": ..},
+                      "prefixes": {"query": .., "passage": ..} (applied before tokenising),
                       "shards": ["records-00000-of-00064.array_record", ...],
                       "lengths": "lengths.npy", "report": "filter_report.json"}
+    filter_report.json   what reading and cleaning removed
     records-SSSSS-of-NNNNN.array_record   records in global order, shard s a contiguous range;
                       each record msgpack {"ids": [int32 little-endian bytes per side],
                       "text": [str per side]}, sides query, positive, negative_1..K
@@ -41,6 +43,7 @@ META_FILE = "prepared.json"
 LENGTHS_FILE = "lengths.npy"
 WRITER_OPTIONS = "group_size:1"  # one record per chunk: cheap random access
 READER_OPTIONS = "readahead_buffer_size:0"  # random access: no read-ahead
+REPORT_FILE = "filter_report.json"
 
 
 class CorruptShardError(OSError):
@@ -122,7 +125,9 @@ class PreparedDataset(Sequence):
             try:
                 reader = ArrayRecordReader(self.shards[shard], READER_OPTIONS)
             except Exception as e:
-                raise CorruptShardError(f"{self.shards[shard]}: cannot open this shard ({e})") from e
+                raise CorruptShardError(
+                    f"{self.shards[shard]}: cannot open this shard ({e})"
+                ) from e
             self._readers[shard] = reader
         return reader
 
@@ -152,7 +157,10 @@ class PreparedDataset(Sequence):
         """Token ids of each side of each record (query, positive, negatives)."""
         return [decode_ids(r) for r in self._read(indices)]
 
-    def records(self, indices: Sequence[int]) -> list[PairRecord]:
+    def records(self, indices: Sequence[int]) -> list[PairRecord] | list[str]:
+        """The records' texts: PairRecords, or the documents of a texts dataset."""
+        if self.meta["kind"] == "texts":
+            return [decode_texts(raw)[0] for raw in self._read(indices)]
         out = []
         for raw in self._read(indices):
             texts = decode_texts(raw)
@@ -173,6 +181,61 @@ class PreparedDataset(Sequence):
         return {**self.__dict__, "_readers": {}}
 
 
+def shard_bounds(num_records: int, num_shards: int) -> list[int]:
+    """Shard s holds records [bounds[s], bounds[s + 1])."""
+    return [num_records * s // num_shards for s in range(num_shards + 1)]
+
+
+def prepared_meta(
+    *,
+    num_records: int,
+    kind: str,
+    num_negatives: int,
+    tokenizer: dict[str, Any],
+    max_lengths: dict[str, int],
+    num_shards: int,
+    prefixes: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """prepared.json of a dataset (see the module docstring)."""
+    return {
+        "format": FORMAT,
+        "kind": kind,
+        "num_records": num_records,
+        "num_negatives": num_negatives,
+        "sides": 1 if kind == "texts" else 2 + num_negatives,
+        "tokenizer": tokenizer,
+        "max_lengths": max_lengths,
+        "prefixes": dict(prefixes or {}),
+        "shards": [shard_name(s, num_shards) for s in range(num_shards)],
+        "lengths": LENGTHS_FILE,
+        "report": REPORT_FILE,
+    }
+
+
+def staging_folder(folder: str | os.PathLike, overwrite: bool = False) -> epath.Path:
+    """A new empty folder beside ``folder`` to assemble a dataset in (``publish`` moves it into
+    place). Refuses an existing ``folder`` unless ``overwrite``."""
+    folder = epath.Path(folder)
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder} exists; pass overwrite=True (--overwrite) to replace it")
+    staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish(staging: epath.Path, folder: str | os.PathLike) -> epath.Path:
+    """Renames a complete ``staging`` folder to ``folder``, replacing an existing one."""
+    folder = epath.Path(folder)
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        folder.rename(old)
+        staging.rename(folder)
+        old.rmtree()
+    else:
+        staging.rename(folder)
+    return folder
+
+
 def write_prepared(
     folder: str | os.PathLike,
     records: Iterable[tuple[Sequence[np.ndarray], Sequence[str]]],
@@ -183,6 +246,7 @@ def write_prepared(
     tokenizer: dict[str, Any],
     max_lengths: dict[str, int],
     num_shards: int = 64,
+    prefixes: dict[str, str] | None = None,
     report: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> epath.Path:
@@ -190,22 +254,26 @@ def write_prepared(
     process, streaming (the Beam pipeline writes the same format in parallel). The folder is
     assembled beside ``folder`` and renamed into place, so a failed write leaves nothing half
     done and an existing dataset is replaced only with ``overwrite``."""
-    folder = epath.Path(folder)
-    if folder.exists() and not overwrite:
-        raise FileExistsError(f"{folder} exists; pass overwrite=True (--overwrite) to replace it")
-    sides = 1 if kind == "texts" else 2 + num_negatives
-    staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    meta = prepared_meta(
+        num_records=num_records,
+        kind=kind,
+        num_negatives=num_negatives,
+        tokenizer=tokenizer,
+        max_lengths=max_lengths,
+        num_shards=num_shards,
+        prefixes=prefixes,
+    )
+    sides = meta["sides"]
+    staging = staging_folder(folder, overwrite)
     try:
         lengths = np.zeros((num_records, sides), np.uint16)
-        names = [shard_name(s, num_shards) for s in range(num_shards)]
+        bounds = shard_bounds(num_records, num_shards)
         iterator = iter(records)
         index = 0
-        for s, name in enumerate(names):
-            end = num_records * (s + 1) // num_shards
+        for s, name in enumerate(meta["shards"]):
             writer = ArrayRecordWriter(str(staging / name), WRITER_OPTIONS)
             try:
-                while index < end:
+                while index < bounds[s + 1]:
                     ids, texts = next(iterator)
                     if len(ids) != sides:
                         raise ValueError(f"record {index} has {len(ids)} sides, expected {sides}")
@@ -215,29 +283,10 @@ def write_prepared(
             finally:
                 writer.close()
         np.save(str(staging / LENGTHS_FILE), lengths)
-        meta = {
-            "format": FORMAT,
-            "kind": kind,
-            "num_records": num_records,
-            "num_negatives": num_negatives,
-            "sides": sides,
-            "tokenizer": tokenizer,
-            "max_lengths": max_lengths,
-            "shards": names,
-            "lengths": LENGTHS_FILE,
-            "report": "filter_report.json",
-        }
-        (staging / "filter_report.json").write_text(json.dumps(report or {}, indent=2))
+        (staging / REPORT_FILE).write_text(json.dumps(report or {}, indent=2))
         (staging / META_FILE).write_text(json.dumps(meta, indent=2))
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            folder.rename(old)
-            staging.rename(folder)
-            old.rmtree()
-        else:
-            staging.rename(folder)
+        return publish(staging, folder)
     except BaseException:
         if staging.exists():
             staging.rmtree()
         raise
-    return folder

@@ -29,6 +29,11 @@ Accepted inputs
 - Plain text for MLM (`read_texts`): one document per non-blank line (`unit="line"`), or
   blank-line separated paragraphs (`unit="paragraph"`, lines joined with "\\n").
 
+One file at a time (what the Beam preparation reads on its workers): `file_rows` gives a file's
+rows with their line numbers, local or remote (`gs://...`, through etils.epath), to be turned
+into records by `row_to_pair` / `row_to_negation` / `row_to_sts` (which raise `SkipRow`);
+`file_texts` gives a text file's documents.
+
 Bad input (reason names as counted in the report): `invalid_utf8`, `malformed_json`, `too_long`
 (a line or row over `max_chars` characters; such lines are never held whole in memory),
 `missing_field`, `wrong_type`, `empty_text` (a text that is empty after stripping), and
@@ -39,6 +44,7 @@ lines before it are kept). Blank lines are not records and are passed over silen
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import gzip
 import json
@@ -49,6 +55,8 @@ import pathlib
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
+
+from etils import epath
 
 from jina_jax.data.records import NegationRecord, PairRecord, STSRecord
 
@@ -81,7 +89,9 @@ class BadRecordError(ValueError):
     """Raised by a reader in strict mode; the message starts with `file:line`."""
 
 
-class _Skip(Exception):
+class SkipRow(Exception):
+    """A row that is not a record: `reason` is one of the reason names above."""
+
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(reason, detail)
         self.reason, self.detail = reason, detail
@@ -133,19 +143,31 @@ class _Sink:
 # ------------------------------------------------------------------------------------ raw rows
 
 
-def _open_binary(path: pathlib.Path):
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == b"\x1f\x8b"
-    if gzipped or path.name.endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+def as_path(path: str | os.PathLike) -> pathlib.Path | epath.Path:
+    """A local path as a pathlib.Path; a remote one (`gs://...`) as an etils epath.Path
+    (`pathlib.Path("gs://b/x")` would silently become `gs:/b/x`)."""
+    if "://" in str(path):
+        return epath.Path(str(path))
+    return pathlib.Path(path)
+
+
+@contextlib.contextmanager
+def _open_binary(path: pathlib.Path | epath.Path):
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        if gzipped or path.name.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                yield f
+        else:
+            yield raw
 
 
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def _bounded_lines(
-    path: pathlib.Path, max_chars: int, sink: _Sink
+    path: pathlib.Path | epath.Path, max_chars: int, sink: _Sink
 ) -> Iterator[tuple[int, str | None]]:
     """(line number, decoded line without its newline) per line; None for a skipped line.
 
@@ -184,7 +206,9 @@ def _bounded_lines(
         sink.skip(f"{path}:{lineno + 1}", "unreadable_file", f"{type(error).__name__}: {error}")
 
 
-def _jsonl_rows(path: pathlib.Path, max_chars: int, sink: _Sink) -> Iterator[tuple[str, Any]]:
+def _jsonl_rows(
+    path: pathlib.Path | epath.Path, max_chars: int, sink: _Sink
+) -> Iterator[tuple[int, str, Any]]:
     for lineno, line in _bounded_lines(path, max_chars, sink):
         if line is None or not line.strip():
             continue
@@ -195,10 +219,12 @@ def _jsonl_rows(path: pathlib.Path, max_chars: int, sink: _Sink) -> Iterator[tup
         except (ValueError, RecursionError) as error:
             sink.skip(where, "malformed_json", str(error))
             continue
-        yield where, row
+        yield lineno, where, row
 
 
-def _arrow_rows(path: pathlib.Path, max_chars: int, sink: _Sink) -> Iterator[tuple[str, Any]]:
+def _arrow_rows(
+    path: pathlib.Path | epath.Path, max_chars: int, sink: _Sink
+) -> Iterator[tuple[int, str, Any]]:
     """Rows of a parquet file, or of an Arrow IPC file/stream (what `save_to_disk` writes)."""
     # optional: pyarrow is needed for parquet/Arrow inputs only
     import pyarrow as pa
@@ -206,29 +232,34 @@ def _arrow_rows(path: pathlib.Path, max_chars: int, sink: _Sink) -> Iterator[tup
 
     row = 0
     try:
-        if path.suffix == ".parquet":
-            batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
-        else:
-            batches = _arrow_ipc_batches(path, pa)
-        for batch in batches:
-            for item in batch.to_pylist():
-                row += 1
-                where = f"{path}:{row}"
-                size = sum(_text_size(value) for value in item.values())
-                if size > max_chars:
-                    sink.skip(where, "too_long", f"{size} characters > {max_chars}")
-                    continue
-                yield where, item
+        with contextlib.ExitStack() as stack:
+            local = isinstance(path, pathlib.Path)
+            source = path if local else stack.enter_context(path.open("rb"))
+            if path.suffix == ".parquet":
+                batches = pq.ParquetFile(source).iter_batches(batch_size=1024)
+            else:
+                batches = _arrow_ipc_batches(source, local, pa)
+            for batch in batches:
+                for item in batch.to_pylist():
+                    row += 1
+                    where = f"{path}:{row}"
+                    size = sum(_text_size(value) for value in item.values())
+                    if size > max_chars:
+                        sink.skip(where, "too_long", f"{size} characters > {max_chars}")
+                        continue
+                    yield row, where, item
     except (*_READ_ERRORS, pa.ArrowException) as error:
         sink.skip(f"{path}:{row + 1}", "unreadable_file", f"{type(error).__name__}: {error}")
 
 
-def _arrow_ipc_batches(path: pathlib.Path, pa):
+def _arrow_ipc_batches(source, local: bool, pa):
     # datasets writes the streaming format; a plain Arrow file has the random-access format.
     try:
-        reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+        reader = pa.ipc.open_stream(pa.memory_map(str(source)) if local else source)
     except pa.ArrowInvalid:
-        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        if not local:
+            source.seek(0)
+        reader = pa.ipc.open_file(pa.memory_map(str(source)) if local else source)
         for i in range(reader.num_record_batches):
             yield reader.get_batch(i)
         return
@@ -247,6 +278,12 @@ def _is_arrow(path: pathlib.Path) -> bool:
     return path.name.endswith(ARROW_SUFFIXES)
 
 
+def record_files(folder: str | os.PathLike, split: str | None) -> list[pathlib.Path]:
+    """The record files of a local folder, in reading order: a save_to_disk layout, or every
+    known file inside it (only those naming `split` when some do)."""
+    return _split_files(pathlib.Path(folder), split)
+
+
 def _split_files(folder: pathlib.Path, split: str | None) -> list[pathlib.Path]:
     """The record files of a folder: a save_to_disk layout, or every known file inside it."""
     if (folder / "dataset_dict.json").is_file():
@@ -263,16 +300,40 @@ def _split_files(folder: pathlib.Path, split: str | None) -> list[pathlib.Path]:
         if path.is_file() and path.name.endswith(FOLDER_SUFFIXES) and not path.name.startswith(".")
     )
     if split is not None:
-        named = [path for path in files if _names_split(path.relative_to(folder), split)]
+        named = [path for path in files if names_split(path.relative_to(folder), split)]
         if named:
             return named
     return files
 
 
-def _names_split(relative: pathlib.Path, split: str) -> bool:
+def names_split(relative: pathlib.PurePath, split: str) -> bool:
+    """Whether a file path relative to its dataset folder names `split` (a folder called
+    `train`, or a file name starting with `train-`, `train_` or `train.`)."""
     return split in relative.parts[:-1] or any(
         relative.name.startswith(split + sep) for sep in ("-", "_", ".")
     )
+
+
+def _file_rows(
+    path: pathlib.Path | epath.Path, max_chars: int, sink: _Sink
+) -> Iterator[tuple[int, str, Any]]:
+    if _is_arrow(path):
+        return _arrow_rows(path, max_chars, sink)
+    return _jsonl_rows(path, max_chars, sink)  # JSON lines by default, whatever the suffix
+
+
+def file_rows(
+    path: str | os.PathLike,
+    *,
+    report: ReadReport | None = None,
+    strict: bool = False,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> Iterator[tuple[int, str, Any]]:
+    """`(line or row number, "file:line", row)` for each row of ONE file (JSON lines, parquet or
+    Arrow), local or remote (`gs://...`); bad lines go to `report` as in `read_records`. Turn a
+    row into a record with `row_to_pair` / `row_to_negation` / `row_to_sts` (they raise
+    `SkipRow`)."""
+    return _file_rows(as_path(path), max_chars, _Sink(report, strict))
 
 
 def _rows(
@@ -283,10 +344,8 @@ def _rows(
         for file in _split_files(path, split):
             yield from _rows(file, None, max_chars, sink)
     elif path.is_file():
-        if _is_arrow(path):
-            yield from _arrow_rows(path, max_chars, sink)
-        else:  # JSON lines by default, whatever the suffix
-            yield from _jsonl_rows(path, max_chars, sink)
+        for _, where, row in _file_rows(path, max_chars, sink):
+            yield where, row
     elif _looks_like_hub_name(str(source)):
         yield from _hub_rows(str(source), split or "train", max_chars, sink)
     else:
@@ -336,11 +395,11 @@ def _hub_rows(name: str, split: str, max_chars: int, sink: _Sink) -> Iterator[tu
 
 def _text(value: Any, field: str) -> str:
     if value is None:
-        raise _Skip("missing_field", f"{field} is null")
+        raise SkipRow("missing_field", f"{field} is null")
     if not isinstance(value, str):
-        raise _Skip("wrong_type", f"{field} is {type(value).__name__}, not a string")
+        raise SkipRow("wrong_type", f"{field} is {type(value).__name__}, not a string")
     if not value.strip():
-        raise _Skip("empty_text", f"{field} is empty")
+        raise SkipRow("empty_text", f"{field} is empty")
     return value
 
 
@@ -348,7 +407,7 @@ def _first_key(row: dict, keys: tuple[str, ...], what: str) -> Any:
     for key in keys:
         if key in row:
             return row[key]
-    raise _Skip("missing_field", f"no {what} field (one of {', '.join(keys)})")
+    raise SkipRow("missing_field", f"no {what} field (one of {', '.join(keys)})")
 
 
 def _as_list(value: Any, field: str) -> list:
@@ -358,7 +417,7 @@ def _as_list(value: Any, field: str) -> list:
         return list(value)
     if value is None:
         return []
-    raise _Skip("wrong_type", f"{field} is {type(value).__name__}")
+    raise SkipRow("wrong_type", f"{field} is {type(value).__name__}")
 
 
 def row_to_pair(row: Any) -> PairRecord:
@@ -370,7 +429,7 @@ def row_to_pair(row: Any) -> PairRecord:
         query = _text(_first_key(row, _QUERY_KEYS, "query"), "query")
         positives = _as_list(_first_key(row, _POSITIVE_KEYS, "positive"), "positive")
         if not positives:
-            raise _Skip("missing_field", "positive list is empty")
+            raise SkipRow("missing_field", "positive list is empty")
         positive = _text(positives[0], "positive")
         negatives: list = []
         for key in _NEGATIVE_KEYS:
@@ -382,10 +441,10 @@ def row_to_pair(row: Any) -> PairRecord:
         )
     if isinstance(row, list):
         if len(row) < 2:
-            raise _Skip("missing_field", f"a list row needs at least 2 texts, got {len(row)}")
+            raise SkipRow("missing_field", f"a list row needs at least 2 texts, got {len(row)}")
         texts = [_text(item, f"item {i}") for i, item in enumerate(row)]
         return PairRecord(texts[0], texts[1], tuple(texts[2:]))
-    raise _Skip("wrong_type", f"row is {type(row).__name__}, expected a list or an object")
+    raise SkipRow("wrong_type", f"row is {type(row).__name__}, expected a list or an object")
 
 
 def row_to_negation(row: Any) -> NegationRecord:
@@ -393,30 +452,32 @@ def row_to_negation(row: Any) -> NegationRecord:
     if isinstance(row, dict):
         missing = [field for field in fields if field not in row]
         if missing:
-            raise _Skip("missing_field", f"no {', '.join(missing)}")
+            raise SkipRow("missing_field", f"no {', '.join(missing)}")
         return NegationRecord(*(_text(row[field], field) for field in fields))
     if isinstance(row, list):
         if len(row) != 3:
-            raise _Skip("missing_field", f"a list row needs 3 texts, got {len(row)}")
+            raise SkipRow("missing_field", f"a list row needs 3 texts, got {len(row)}")
         return NegationRecord(*(_text(item, field) for item, field in zip(row, fields)))
-    raise _Skip("wrong_type", f"row is {type(row).__name__}, expected a list or an object")
+    raise SkipRow("wrong_type", f"row is {type(row).__name__}, expected a list or an object")
 
 
 def row_to_sts(row: Any) -> STSRecord:
     if isinstance(row, dict):
         for field in ("sentence1", "sentence2"):
             if field not in row:
-                raise _Skip("missing_field", f"no {field}")
+                raise SkipRow("missing_field", f"no {field}")
         first, second = row["sentence1"], row["sentence2"]
         score = _first_key(row, _SCORE_KEYS, "score")
     elif isinstance(row, list):
         if len(row) != 3:
-            raise _Skip("missing_field", f"a list row needs [s1, s2, score], got {len(row)} items")
+            raise SkipRow(
+                "missing_field", f"a list row needs [s1, s2, score], got {len(row)} items"
+            )
         first, second, score = row
     else:
-        raise _Skip("wrong_type", f"row is {type(row).__name__}, expected a list or an object")
+        raise SkipRow("wrong_type", f"row is {type(row).__name__}, expected a list or an object")
     if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-        raise _Skip("wrong_type", f"score {score!r} is not a finite number")
+        raise SkipRow("wrong_type", f"score {score!r} is not a finite number")
     return STSRecord(_text(first, "sentence1"), _text(second, "sentence2"), float(score))
 
 
@@ -442,7 +503,7 @@ def read_records(
     for where, row in _rows(source, split, max_chars, sink):
         try:
             record = convert(row)
-        except _Skip as skip:
+        except SkipRow as skip:
             sink.skip(where, skip.reason, skip.detail)
             continue
         sink.report.num_records += 1
@@ -479,31 +540,53 @@ def read_texts(
         raise ValueError(f"unit must be 'line' or 'paragraph', got {unit!r}")
     path = pathlib.Path(path)
     if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.name.endswith(TEXT_SUFFIXES)):
+        for file in text_files(path):
             yield from read_texts(
                 file, unit=unit, report=report, strict=strict, max_chars=max_chars
             )
         return
     if not path.is_file():
         raise FileNotFoundError(path)
+    for _, text in file_texts(path, unit=unit, report=report, strict=strict, max_chars=max_chars):
+        yield text
+
+
+def text_files(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """The `.txt[.gz]` files of a local folder, in reading order."""
+    return sorted(p for p in pathlib.Path(folder).rglob("*") if p.name.endswith(TEXT_SUFFIXES))
+
+
+def file_texts(
+    path: str | os.PathLike,
+    *,
+    unit: Literal["line", "paragraph"] = "line",
+    report: ReadReport | None = None,
+    strict: bool = False,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> Iterator[tuple[int, str]]:
+    """`(first line number, document)` for each document of ONE text file, local or remote
+    (`gs://...`), as `read_texts` reads it."""
+    if unit not in ("line", "paragraph"):
+        raise ValueError(f"unit must be 'line' or 'paragraph', got {unit!r}")
+    path = as_path(path)
     sink = _Sink(report, strict)
     paragraph: list[str] = []
     start, bad = 0, False
 
-    def flush() -> Iterator[str]:
+    def flush() -> Iterator[tuple[int, str]]:
         if paragraph and not bad:
             text = "\n".join(paragraph)
             if len(text) > max_chars:
                 sink.skip(f"{path}:{start}", "too_long", f"paragraph of {len(text)} characters")
             else:
                 sink.report.num_records += 1
-                yield text
+                yield start, text
 
     for lineno, line in _bounded_lines(path, max_chars, sink):
         if unit == "line":
             if line is not None and line.strip():
                 sink.report.num_records += 1
-                yield line.strip()
+                yield lineno, line.strip()
             continue
         if line is not None and not line.strip():
             yield from flush()
@@ -557,17 +640,17 @@ def read_beir(
         path = folder / name
         if not path.exists() and (folder / f"{name}.gz").exists():
             path = folder / f"{name}.gz"
-        for where, row in _jsonl_rows(path, max_chars, sink):
+        for _, where, row in _jsonl_rows(path, max_chars, sink):
             try:
                 if not isinstance(row, dict):
-                    raise _Skip("wrong_type", f"row is {type(row).__name__}, expected an object")
+                    raise SkipRow("wrong_type", f"row is {type(row).__name__}, expected an object")
                 if "_id" not in row or "text" not in row:
-                    raise _Skip("missing_field", "needs _id and text")
+                    raise SkipRow("missing_field", "needs _id and text")
                 title = (row.get("title") or "") if with_title else ""
                 if not isinstance(title, str):
-                    raise _Skip("wrong_type", "title is not a string")
+                    raise SkipRow("wrong_type", "title is not a string")
                 text = _text((f"{title} " if title else "") + _text_or_empty(row["text"]), "text")
-            except _Skip as skip:
+            except SkipRow as skip:
                 sink.skip(where, skip.reason, skip.detail)
                 continue
             out[str(row["_id"])] = text
@@ -601,5 +684,5 @@ def _text_or_empty(value: Any) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _Skip("wrong_type", f"text is {type(value).__name__}")
+        raise SkipRow("wrong_type", f"text is {type(value).__name__}")
     return value

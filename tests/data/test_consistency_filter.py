@@ -3,7 +3,7 @@ all-MiniLM-L6-v2 on real pairs with planted mismatches."""
 
 import numpy as np
 
-from jina_jax.data import filters
+from jina_jax.data import filters, hashing
 from jina_jax.data.filters import ConsistencyFilter
 from jina_jax.data.records import PairRecord
 
@@ -68,6 +68,22 @@ def test_consistency_filter_known_answer_with_a_stand_in_model():
     # With a sample of one positive, at most one candidate can outrank a pair: all kept at k=2.
     kept, _ = ConsistencyFilter(embedder=Lookup(), top_k=2, sample_size=1)(records, "toy")
     assert kept == records
+
+
+def test_consistency_sample_is_stable_and_judge_sample_keeps_the_rest():
+    records = [PairRecord(f"q{i % 5}", f"p{i % 4}") for i in range(12)] + [PairRecord("q3", "p3")]
+    fractions = [
+        hashing.stable_fraction(f"{r.query}\0{r.positive}", "consistency:0") for r in records
+    ]
+    sampled = {r for r, f in zip(records, fractions) if f <= sorted(set(fractions))[2]}
+    assert len(sampled) == 3  # three distinct (query, positive) pairs, by hash
+    stage = ConsistencyFilter(embedder=Lookup(), sample_size=3, top_k=1, judge="sample")
+    kept, report = stage(records, "toy")
+    assert set(records) - sampled <= set(kept)  # the unjudged are kept
+    assert report.note == f"judged {sum(r in sampled for r in records)} of 13 (sample); rest kept"
+    # the same sample and verdicts in any order
+    again, _ = stage(records[::-1], "toy")
+    assert again == kept[::-1]
 
 
 def test_consistency_filter_on_real_pairs_with_planted_mismatches():

@@ -70,6 +70,25 @@ def test_near_dedup_against_exact_jaccard():
     assert report.removed_by_reason == {"near_duplicate": 1}
 
 
+def test_near_dedup_drops_what_has_an_earlier_near_duplicate_in_any_order():
+    """A ~ B ~ C but not A ~ C: a record goes when ANY earlier record is its near-duplicate,
+    kept or not, so only the first of the chain stays (the rule before this one, "an earlier
+    KEPT record", kept A and C). The rule is per pair, so the Beam pipeline can apply it bucket
+    by bucket."""
+    words = [f"w{i}" for i in range(30)]
+    a, b, c = (" ".join(words[i : i + 20]) for i in (0, 5, 10))
+    jaccard = lambda x, y: len(_shingles(x) & _shingles(y)) / len(_shingles(x) | _shingles(y))  # noqa: E731
+    # by hand: 13 shared 3-grams of 23 (A, B and B, C); 8 of 28 (A, C)
+    assert (jaccard(a, b), jaccard(b, c), jaccard(a, c)) == (13 / 23, 13 / 23, 8 / 28)
+    records = [a, b, c]
+    kept, report = NearDedup(threshold=0.45)(records)
+    assert kept == [a] and report.removed_by_reason == {"near_duplicate": 2}
+    kept, _ = NearDedup(threshold=0.45)(records[::-1])
+    assert kept == [c]
+    kept, _ = NearDedup(threshold=0.45)([a, c])
+    assert kept == [a, c]
+
+
 def test_language_filter_keeps_english_on_both_sides():
     records = [
         PairRecord(
