@@ -218,6 +218,9 @@ def base_config() -> ConfigDict:
             dir="data_cache/starter",  # the offline starter corpus
             build_starter=True,  # build it on first use when a stage needs it
             max_pairs_per_dataset=0,  # cap per starter pair dataset when building (0 = none)
+            # raw (unprepared) files above this many MB are refused: they are read whole on
+            # every host; prepare them with `python -m jina_jax.data.prepare` (0 = no limit)
+            max_raw_mb=1024,
         )
     )
 

@@ -1,5 +1,6 @@
 """Two processes x four CPU devices under jax.distributed (gloo collectives, per-host data
-loading) train exactly like one process with eight devices."""
+loading: each process packs only its records into rows, the row count agreed from the global
+token counts) train exactly like one process with eight devices."""
 
 from __future__ import annotations
 

@@ -5,9 +5,13 @@ A dataset ``source`` is one of:
   ``config.data.build_starter`` is set): ``starter:pairs/<name>``, ``starter:triplets/<name>``
   (one mined hard negative), ``starter:negation`` (anchor, entailment, negative), and for MLM
   ``starter:mlm`` (every text file) or ``starter:mlm/<name>``;
+- a prepared dataset folder (``python -m jina_jax.data.prepare``: cleaned, pre-tokenised
+  array_record shards; what pods train from: each host reads only its own records);
 - a TFDS folder written by ``jina_jax.data.tfds_builder.write_tfds``;
 - a local file or folder the readers understand (jsonl[.gz], parquet, HF ``datasets`` folder), or
-  a hub dataset name on a connected machine.
+  a hub dataset name on a connected machine. Such raw sources are read whole into memory on
+  every host, so above ``config.data.max_raw_mb`` they are refused with a pointer to
+  ``jina_jax.data.prepare``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pathlib
 from collections.abc import Sequence
 
 from jina_jax.data import starter
+from jina_jax.data.prepared import PreparedDataset, is_prepared_folder
 from jina_jax.data.readers import ReadReport, read_pairs, read_texts
 from jina_jax.data.records import PairRecord
 from jina_jax.data.tfds_builder import load_tfds
@@ -63,17 +68,41 @@ def _is_tfds_folder(path: pathlib.Path) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _pairs(source: str, data_dir: str) -> tuple[PairRecord, ...] | Sequence[PairRecord]:
+def _pairs(source: str, data_dir: str, max_raw_mb: float) -> Sequence[PairRecord]:
     if source.startswith(STARTER_PREFIX):
         return _starter_pairs(pathlib.Path(data_dir), source.removeprefix(STARTER_PREFIX))
+    return pair_source_from_path(source, max_raw_mb)
+
+
+def pair_source_from_path(source: str, max_raw_mb: float = 0) -> Sequence[PairRecord]:
+    """A prepared dataset or TFDS folder (random access, nothing loaded up front), else raw
+    files read whole: refused above ``max_raw_mb`` megabytes (0: no limit)."""
+    if is_prepared_folder(source):
+        return PreparedDataset(source)
     path = pathlib.Path(source)
     if _is_tfds_folder(path):
         return load_tfds(path)
+    size_mb = _size_mb(path)
+    if max_raw_mb and size_mb > max_raw_mb:
+        raise ValueError(
+            f"{source} holds {size_mb:,.0f} MB of raw records, more than config.data.max_raw_mb="
+            f"{max_raw_mb:g}: raw files are read whole into every host's memory. Prepare them once "
+            f"with `python -m jina_jax.data.prepare --input '{source}' --output DIR` (Apache Beam; "
+            "--runner=DataflowRunner runs it on Dataflow) and train from DIR."
+        )
     report = ReadReport()
     records = tuple(read_pairs(source, report=report))
     if report.num_skipped:
         log.warning("%s: %s", source, report.summary())
     return records
+
+
+def _size_mb(path: pathlib.Path) -> float:
+    if path.is_file():
+        return path.stat().st_size / 2**20
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+    return 0.0  # a hub name: its size is not known here
 
 
 def _starter_pairs(data_dir: pathlib.Path, name: str) -> tuple[PairRecord, ...]:
@@ -93,7 +122,7 @@ def _starter_pairs(data_dir: pathlib.Path, name: str) -> tuple[PairRecord, ...]:
 
 
 def pair_source(source: str, data_cfg, *, min_negatives: int = 0) -> Sequence[PairRecord]:
-    records = _pairs(str(source), str(_data_dir(data_cfg)))
+    records = _pairs(str(source), str(_data_dir(data_cfg)), float(data_cfg.max_raw_mb))
     if not len(records):
         raise ValueError(f"dataset {source!r} has no records")
     if min_negatives and len(records[0].negatives) < min_negatives:

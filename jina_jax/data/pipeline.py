@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from jina_jax.data.buckets import bucket_for, bucket_lengths
-from jina_jax.data.masking import whole_word_mask
+from jina_jax.data.masking import IGNORE_INDEX, whole_word_mask
 from jina_jax.data.prepared import tokenizer_identity
 from jina_jax.data.records import PairRecord
 from jina_jax.data.sampler import DatasetSpec, MixtureSampler, as_spec_dict
@@ -290,16 +290,6 @@ def take(source: Sequence, indices: np.ndarray) -> list:
     if getitems is not None:
         return list(getitems([int(i) for i in indices]))
     return [source[int(i)] for i in indices]
-
-
-def _host_rows(batch: Batch, process_index: int, process_count: int) -> Batch:
-    out = {}
-    for key, value in batch.items():
-        if isinstance(value, np.ndarray) and value.ndim:
-            local = len(value) // process_count
-            value = value[process_index * local : (process_index + 1) * local]
-        out[key] = value
-    return out
 
 
 class BatchIterator:
@@ -563,9 +553,13 @@ class MLMBatches:
 
     texts: random-access sequence of documents. Each is tokenised with the model's special tokens
     and truncated to `max_length`; words come from the fast tokenizer's `word_ids()` (its
-    pre-tokenizer's words: whitespace- and punctuation-separated for BERT). Masking and the 80/10/10
-    replacement are `jina_jax.data.masking.whole_word_mask`, seeded by (seed, step). Records are visited
-    epoch-wise without replacement, as in `MixtureSampler` with a single dataset.
+    pre-tokenizer's words: whitespace- and punctuation-separated for BERT). Masking and the
+    80/10/10 replacement are `jina_jax.data.masking.whole_word_mask`, seeded per document by
+    (seed, step, its place in the global batch), so a document is masked the same way whatever
+    the host count. Records are visited epoch-wise without replacement, as in `MixtureSampler`
+    with a single dataset. One document per row; each host reads and tokenises only its own
+    documents, so with several hosts rows are `max_length` long (no host knows the others'
+    longest document); one host pads to the bucket of its longest.
     """
 
     def __init__(
@@ -596,10 +590,12 @@ class MLMBatches:
 
     def batch_at(self, step: int) -> Batch:
         _, indices = self.sampler.global_plan(step)
+        share = len(indices) // self.process_count
+        first = self.process_index * share
         # A token is rarely under 2 characters: cutting a document at 16 x max_length characters
         # keeps every token the truncation keeps, without tokenising megabyte-long documents.
         limit = 16 * self.max_length
-        texts = [text[:limit] for text in take(self.texts, indices)]
+        texts = [text[:limit] for text in take(self.texts, indices[first : first + share])]
         encoded = self.tokenizer.hf(
             texts,
             add_special_tokens=True,
@@ -611,26 +607,35 @@ class MLMBatches:
             [np.asarray(row, np.int32) for row in encoded["input_ids"]],
             self.max_length,
             self.tokenizer.pad_id,
-            self.row_multiple,
+            self.row_multiple // self.process_count,
+            fixed_length=self.process_count > 1,
+            text_ids=np.arange(first, first + share),
         )
         ids = laid_out["ids"]
-        starts = np.zeros(ids.shape, dtype=bool)
-        special = laid_out["segments"] == 0
-        for i, row in enumerate(encoded["special_tokens_mask"]):
-            starts[i, : len(row)] = word_starts(encoded.word_ids(i))
-            special[i, : len(row)] |= np.asarray(row, dtype=bool)
-        rng = np.random.default_rng([self.seed, step, 0x4D4C4D])  # "MLM": apart from sampling
-        masked, labels = whole_word_mask(
-            ids,
-            starts,
-            special,
-            rng,
-            mask_prob=self.mask_prob,
-            mask_token_id=self.tokenizer.hf.mask_token_id,
-            vocab_size=self.tokenizer.vocab_size,
-        )
-        batch = {**laid_out, "ids": masked, "labels": labels}
-        return _host_rows(batch, self.process_index, self.process_count)
+        masked = ids.copy()
+        labels = np.full(ids.shape, IGNORE_INDEX, ids.dtype)
+        for i, special in enumerate(encoded["special_tokens_mask"]):
+            # each document masked alone, at full width, so that neither the host count nor the
+            # batch's longest document changes its random draws
+            n = len(special)
+            row = np.full((1, self.max_length), self.tokenizer.pad_id, ids.dtype)
+            row[0, :n] = ids[i, :n]
+            starts = np.zeros((1, self.max_length), bool)
+            starts[0, :n] = word_starts(encoded.word_ids(i))
+            is_special = np.ones((1, self.max_length), bool)
+            is_special[0, :n] = np.asarray(special, dtype=bool)
+            rng = np.random.default_rng([self.seed, step, first + i, 0x4D4C4D])  # "MLM"
+            row_masked, row_labels = whole_word_mask(
+                row,
+                starts,
+                is_special,
+                rng,
+                mask_prob=self.mask_prob,
+                mask_token_id=self.tokenizer.hf.mask_token_id,
+                vocab_size=self.tokenizer.vocab_size,
+            )
+            masked[i, :n], labels[i, :n] = row_masked[0, :n], row_labels[0, :n]
+        return {**laid_out, "ids": masked, "labels": labels}
 
     def iterator(self, step: int = 0, prefetch: int = 0) -> BatchIterator:
         return BatchIterator(self.batch_at, step, prefetch)

@@ -43,6 +43,7 @@ _KINDS = {
 
 
 def _features(record_type: type):
+    # optional: tensorflow-datasets (heavy to import) only for TFDS folders
     import tensorflow_datasets as tfds
 
     _, fields = _KINDS[record_type]
@@ -93,6 +94,7 @@ def _decode(record_type: type, example: Mapping[str, Any]) -> Record:
 
 
 def _builder_class():
+    # optional: tensorflow-datasets (heavy to import) only for TFDS folders
     import tensorflow_datasets as tfds
 
     class RecordsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -224,6 +226,7 @@ class TfdsRecords(Sequence):
 
 
 def load_tfds(directory: str | os.PathLike, split: str = "train") -> TfdsRecords:
+    # optional: tensorflow-datasets (heavy to import) only for TFDS folders
     import tensorflow_datasets as tfds
 
     builder = tfds.builder_from_directory(str(directory))
@@ -248,7 +251,7 @@ def grain_loader(
     `jina_jax.data.pipeline.tokenize_pairs`). Its iterator's `get_state()`/`set_state()` save and
     restore the position. Runs in the calling process (grain workers would need picklable,
     module-level transforms); `BatchIterator(prefetch=...)` is the threaded alternative."""
-    import grain.python as grain
+    import grain.python as grain  # optional: grain only for this loader
 
     class Decode(grain.MapTransform):
         def map(self, example):

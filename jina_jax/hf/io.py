@@ -321,7 +321,7 @@ def save_hf(
 
 
 def _transformers_version() -> str:
-    try:
+    try:  # optional: exporting needs no torch/transformers; the version is informational
         import transformers
 
         return transformers.__version__

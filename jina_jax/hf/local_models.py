@@ -36,7 +36,7 @@ def resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
     if key in LOCAL_ALIASES:
         return LOCAL_ALIASES[key]()
     if key.count("/") == 1 and not key.startswith((".", "/")):
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # optional: only on a connected machine
 
         try:
             return pathlib.Path(snapshot_download(key, allow_patterns=HUB_FILES))

@@ -208,3 +208,29 @@ def test_mlm_batches_whole_word_masking(real_sentences, tokenizer):
     # resume: a fresh object gives the same batch for the same step
     again = MLMBatches(texts, tokenizer, max_length=48, batch_size=16, seed=0).batch_at(5)
     assert_same_batch(again, mlm.batch_at(5))
+
+
+def test_mlm_hosts_read_their_own_documents(real_sentences, tokenizer):
+    """Two hosts each tokenise and mask only their half of an MLM batch; per document (by global
+    segment id) tokens, masks and labels equal the one-host batch's."""
+    texts = real_sentences[:100]
+
+    def make(**kwargs):
+        return MLMBatches(texts, tokenizer, max_length=48, batch_size=16, seed=0, **kwargs)
+
+    single = make()
+    hosts = [make(process_index=i, process_count=2) for i in range(2)]
+    for step in range(4):
+        whole = single.batch_at(step)
+        parts = [host.batch_at(step) for host in hosts]
+        assert parts[0]["ids"].shape == parts[1]["ids"].shape == (8, 48)
+        for key in ("ids", "labels"):
+            by_doc = {}
+            for part in parts:
+                for row, segments in zip(part[key], part["segments"]):
+                    by_doc[int(segments.max())] = row[segments > 0].tolist()
+            expected = {
+                int(segments.max()): row[segments > 0].tolist()
+                for row, segments in zip(whole[key], whole["segments"])
+            }
+            assert by_doc == expected, key

@@ -54,8 +54,7 @@ batches = PairBatches(
     32,
     64,
     seed=0,
-    pack=False,  # one text per row: rows split over the 8 devices like the texts
-    row_multiple=8,
+    row_multiple=8,  # packed rows; each process lays out only its records
     process_index=jax.process_index(),
     process_count=jax.process_count(),
 )
