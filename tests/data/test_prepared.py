@@ -131,3 +131,16 @@ def test_rows_bound_is_never_below_first_fit_decreasing():
     # (2, 3]: ceil(14 / 5) = 3; (1, 2]: ceil(16 / 6) = 3; (0, 1] is empty -> 3
     assert packed_rows_bound(np.array([[4, 4, 3, 3, 2]]), 8).tolist() == [3]
     assert worst_slack < 40
+
+
+def test_oversized_raw_source_is_refused_naming_prepare(tmp_path):
+    from jina_jax.data.catalog import pair_source_from_path
+
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(json.dumps([f"q{i}", f"p{i} " * 50]) for i in range(2000)))
+    size_mb = path.stat().st_size / 2**20
+    with pytest.raises(ValueError, match=r"max_raw_mb=0\.1: raw files are read whole") as error:
+        pair_source_from_path(str(path), max_raw_mb=0.1)
+    assert "python -m jina_jax.data.prepare" in str(error.value)
+    assert f"{size_mb:,.0f} MB" in str(error.value)
+    assert len(pair_source_from_path(str(path), max_raw_mb=size_mb + 1)) == 2000  # under the limit
