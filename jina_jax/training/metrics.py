@@ -7,11 +7,29 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
-from tensorboardX import SummaryWriter
+
+
+def _summary_writer_class():
+    """tensorboardX's SummaryWriter, imported without torch: tensorboardX imports torch (about
+    0.3 GB of memory and a second of start-up) only to accept torch tensors, and a training run
+    logs Python floats. A torch import already done is left as it is."""
+    blocked = "torch" not in sys.modules
+    if blocked:
+        sys.modules["torch"] = None  # makes `import torch` inside tensorboardX fail cleanly
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if blocked:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
+SummaryWriter = _summary_writer_class()
 
 # Dense bf16 peak FLOP/s per chip (vendor figures).
 PEAK_FLOPS = {
