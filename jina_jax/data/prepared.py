@@ -41,7 +41,10 @@ from jina_jax.data.records import PairRecord
 FORMAT = "jina_jax.prepared/1"
 META_FILE = "prepared.json"
 LENGTHS_FILE = "lengths.npy"
-WRITER_OPTIONS = "group_size:1"  # one record per chunk: cheap random access
+# 16 records per chunk. A reader holds every chunk's index entry in memory: with one record per
+# chunk that is ~44 bytes a record (17 GB per host for 385 M pairs), with 16 ~3 bytes; reading
+# one record then decompresses its chunk (on this machine 24 instead of 17 us a record).
+WRITER_OPTIONS = "group_size:16"
 READER_OPTIONS = "readahead_buffer_size:0"  # random access: no read-ahead
 REPORT_FILE = "filter_report.json"
 
