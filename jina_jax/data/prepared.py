@@ -122,7 +122,9 @@ class PreparedDataset(Sequence):
             try:
                 reader = ArrayRecordReader(self.shards[shard], READER_OPTIONS)
             except Exception as e:
-                raise CorruptShardError(f"{self.shards[shard]}: cannot open this shard ({e})") from e
+                raise CorruptShardError(
+                    f"{self.shards[shard]}: cannot open this shard ({e})"
+                ) from e
             self._readers[shard] = reader
         return reader
 

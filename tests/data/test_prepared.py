@@ -5,6 +5,7 @@ never below what first-fit decreasing packing uses."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -26,7 +27,10 @@ def tokenizer():
 
 
 def _pairs(sentences, n):
-    return [PairRecord(" ".join(s.split()[:5]), s, (sentences[(i + 7) % n],)) for i, s in enumerate(sentences[:n])]
+    return [
+        PairRecord(" ".join(s.split()[:5]), s, (sentences[(i + 7) % n],))
+        for i, s in enumerate(sentences[:n])
+    ]
 
 
 def _write(folder, tokenizer, records, **kwargs):
@@ -71,7 +75,7 @@ def test_damaged_shard_is_named_and_writes_are_atomic(tmp_path, tokenizer, real_
     shard.write_bytes(shard.read_bytes()[:100])  # truncated
     data = PreparedDataset(folder)
     assert data.records([0])[0] == records[0]  # the other shard still reads
-    with pytest.raises(CorruptShardError, match="records-00001-of-00002.array_record"):
+    with pytest.raises(CorruptShardError, match=re.escape("records-00001-of-00002.array_record")):
         data.token_ids([39])
     # a failed write leaves nothing; an existing dataset is not replaced without overwrite
     meta_before = (folder / "prepared.json").read_text()
@@ -98,7 +102,7 @@ def test_damaged_shard_is_named_and_writes_are_atomic(tmp_path, tokenizer, real_
     meta = json.loads(meta_before)
     meta["format"] = "jina_jax.prepared/0"
     (folder / "prepared.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="format 'jina_jax.prepared/0'"):
+    with pytest.raises(ValueError, match=re.escape("format 'jina_jax.prepared/0'")):
         PreparedDataset(folder)
 
 
