@@ -5,20 +5,21 @@
     checkpoints/<step>/  orbax items: params (+ opt_state, data, meta while training)
 
 ``load_model_from_workdir`` reads model.json, the tokenizer and the latest ``params`` item
-(``jina_jax.training.checkpointing`` writes and restores the checkpoints themselves).
+(``jina_jax.training.checkpointing`` writes and restores the checkpoints themselves). The folder
+may be local or in a bucket (``gs://``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pathlib
 from typing import Any
 
 import flax.linen as nn
 import jax
 import numpy as np
 
+from jina_jax import storage
 from jina_jax.errors import CheckpointMismatchError
 from jina_jax.model import Model
 from jina_jax.models import config_from_dict, config_to_dict, init_params
@@ -48,8 +49,10 @@ PathLike = str | os.PathLike
 
 
 def write_model_spec(workdir: PathLike, model) -> None:
-    """Writes model.json and the tokenizer; both are small and written atomically."""
-    workdir = pathlib.Path(workdir)
+    """Writes model.json (atomically) and the tokenizer (Hugging Face writes local folders only:
+    a remote one is written to a temporary folder, uploaded, and the temporary folder deleted).
+    Multi-host: the caller lets one process write."""
+    workdir = storage.as_path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     spec = {
         "config": config_to_dict(model.config),
@@ -57,18 +60,13 @@ def write_model_spec(workdir: PathLike, model) -> None:
         "normalize": model.normalize,
         "max_length": model.max_length,
     }
-    tmp = workdir / f".{MODEL_FILE}.tmp"
-    tmp.write_text(json.dumps(spec, indent=2, sort_keys=True))
-    os.replace(tmp, workdir / MODEL_FILE)
-    model.tokenizer.save(workdir / TOKENIZER_DIR)
+    storage.write_text(workdir / MODEL_FILE, json.dumps(spec, indent=2, sort_keys=True))
+    with storage.writing_dir(workdir / TOKENIZER_DIR) as folder:
+        model.tokenizer.save(folder)
 
 
 def read_model_spec(workdir: PathLike) -> dict[str, Any]:
-    path = pathlib.Path(workdir) / MODEL_FILE
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON ({e})") from e
+    return storage.read_json(storage.as_path(workdir) / MODEL_FILE)
 
 
 def abstract_params(config) -> Any:
@@ -80,15 +78,17 @@ def abstract_params(config) -> Any:
 
 
 def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config_overrides):
-    workdir = pathlib.Path(workdir)
+    workdir = storage.as_path(workdir)
     spec = read_model_spec(workdir)
     config = config_from_dict({**spec["config"], **config_overrides})
     params, _ = restore_params(workdir, step)
     check_params_match(params, config, source=str(workdir / CHECKPOINT_DIR))
+    with storage.local_copy(workdir / TOKENIZER_DIR) as folder:
+        tokenizer = load_tokenizer(folder)
     return Model(
         config=config,
         params=params,
-        tokenizer=load_tokenizer(workdir / TOKENIZER_DIR),
+        tokenizer=tokenizer,
         pooling=spec.get("pooling", "mean"),
         normalize=spec.get("normalize", False),
         max_length=spec.get("max_length", config.max_length),

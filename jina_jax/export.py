@@ -2,6 +2,9 @@
 
     python -m jina_jax.export --workdir RUN --out DIR [--step N] [--auto-map local|official]
 
+RUN and DIR may be local or ``gs://`` paths (``jina_jax.hf.io.save_hf`` says how an export to a
+bucket is written).
+
 JinaBERT exports carry their own modeling file, so
 ``AutoModel.from_pretrained(DIR, trust_remote_code=True)`` and
 ``SentenceTransformer(DIR, trust_remote_code=True)`` work offline. ``--auto-map official``

@@ -1,5 +1,6 @@
 """``load_model``: any folder jina_jax reads (a Hugging Face / sentence-transformers folder, a
-``jina_jax.convert`` output, a training stage folder) or a local alias, as a ``Model``."""
+``jina_jax.convert`` output, a training stage folder), local or ``gs://``, or a local alias, as a
+``Model``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from jina_jax.model import Model
 
 def load_model(path: str | os.PathLike, **config_overrides) -> Model:
     """Loads a Hugging Face / sentence-transformers folder, a ``jina_jax.convert`` output, a
-    training workdir (its latest checkpoint) or a local alias such as ``all-MiniLM-L6-v2``."""
+    training workdir (its latest checkpoint), local or in a bucket (``gs://bucket/run/pairs``),
+    or a local alias such as ``all-MiniLM-L6-v2``."""
     folder = resolve(path)
     if not folder.exists():
         raise FileNotFoundError(f"{folder} does not exist")

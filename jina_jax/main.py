@@ -6,6 +6,10 @@
 Each stage writes ``<workdir>/<stage>/`` and, when it completes, ``<workdir>/<stage>/DONE``
 (a JSON summary with the stage's fingerprint). A rerun with the same workdir skips completed
 stages and says so; a completed stage of another config is refused, naming the differences.
+The workdir may be a bucket (``--workdir=gs://bucket/run``); every file then goes there
+(``jina_jax.storage``). Multi-host: process 0 writes config.json, DONE, model.json, the tokenizer,
+metrics and exports, orbax coordinates the checkpoint writes of all processes, and every process
+waits at the end of each stage until the stage's files are written.
 
 Reading order: ``run`` (the loop over stages) at the bottom; above it ``STAGES``, the table of
 what each stage name does; above that the stages themselves and the run context they share.
@@ -27,9 +31,11 @@ import jax
 import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
+from etils import epath
+from jax.experimental import multihost_utils
 from ml_collections import ConfigDict, config_flags
 
-from jina_jax import checkpoints, config_lib, tokenization
+from jina_jax import checkpoints, config_lib, storage, tokenization
 from jina_jax.convert import convert
 from jina_jax.data import catalog
 from jina_jax.data.stdlib_text import stdlib_sentences
@@ -62,7 +68,7 @@ class Run:
     """What every stage of one run shares: config, workdir, mesh, base model and tokenizer.
     Built lazily so that stages which need none of it (export, verify) start fast."""
 
-    def __init__(self, config: ConfigDict, workdir: pathlib.Path):
+    def __init__(self, config: ConfigDict, workdir: epath.Path):
         self.config = config
         self.workdir = workdir
 
@@ -103,19 +109,22 @@ class Run:
         if config.tokenizer == "sentencepiece":
             folder = self.workdir / "tokenizer"
             model_file = folder / "spiece.model"
-            if not model_file.exists():
-                folder.mkdir(parents=True, exist_ok=True)
-                texts = catalog.text_source(config.mlm.data, config.data)
-                tokenization.train_sentencepiece(
-                    (texts[i] for i in range(min(len(texts), 200_000))),
-                    folder / "spiece",
-                    vocab_size=config.tokenizer_vocab_size,
-                )
-            return tokenization.sentencepiece_tokenizer(model_file)
-        return tokenization.load_tokenizer(resolve(config.tokenizer))
+            if _is_primary() and not model_file.exists():
+                with storage.writing_dir(folder) as local:
+                    texts = catalog.text_source(config.mlm.data, config.data)
+                    tokenization.train_sentencepiece(
+                        (texts[i] for i in range(min(len(texts), 200_000))),
+                        local / "spiece",
+                        vocab_size=config.tokenizer_vocab_size,
+                    )
+            _sync("sentencepiece tokenizer")
+            with storage.local_copy(model_file) as local_file:
+                return tokenization.sentencepiece_tokenizer(local_file)
+        with storage.local_copy(resolve(config.tokenizer)) as local:
+            return tokenization.load_tokenizer(local)
 
 
-def _require(previous: pathlib.Path | None, stage: str) -> pathlib.Path:
+def _require(previous: epath.Path | None, stage: str) -> epath.Path:
     if previous is None:
         raise ValueError(
             f"stage {stage!r} needs a model: list 'import' (or a training stage) first"
@@ -126,14 +135,14 @@ def _require(previous: pathlib.Path | None, stage: str) -> pathlib.Path:
 # --------------------------------------------------------------------------- stages
 
 
-def stage_import(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
+def stage_import(run: Run, stage: str, previous: epath.Path | None) -> dict:
     """Imports ``config.init_from`` (an HF folder or local alias) as a step-0 checkpoint."""
     out = run.workdir / stage
     convert(run.config.init_from, out, overwrite=True)
     return {"from": str(run.config.init_from), "model_dir": str(out)}
 
 
-def stage_train(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
+def stage_train(run: Run, stage: str, previous: epath.Path | None) -> dict:
     """A training stage (``config.<stage>``, kind from ``jina_jax.training.tasks``), started
     from the previous model stage's weights, else ``init_from``'s, else a random init."""
     task = TASKS[stage](run.config, stage)
@@ -141,7 +150,8 @@ def stage_train(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
     model_config = task.model_config(base.config)
     folder = run.workdir / stage
     # model.json and the tokenizer first: a stage stopped early still leaves a loadable folder.
-    checkpoints.write_model_spec(folder, dataclasses.replace(base, config=model_config))
+    if _is_primary():
+        checkpoints.write_model_spec(folder, dataclasses.replace(base, config=model_config))
     if previous is not None:
         start, _ = restore_params(previous)
     else:
@@ -170,13 +180,14 @@ def stage_train(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
     return summary
 
 
-def _periodic_evals(run: Run, model: Model, folder: pathlib.Path):
+def _periodic_evals(run: Run, model: Model, folder: epath.Path):
     """``(step, params, last_step) -> metrics | None``: the ``config.evals`` entries due at
     ``step`` (those with every > 0; the rest run only in the 'evaluate' stage), on the current
     weights, through the same evaluators as stage 'evaluate'."""
     evals = {n: dict(e) for n, e in run.config.evals.items() if e.get("every")}
     if not evals:
         return None
+    log_file = storage.JsonLines(folder / "evals.jsonl") if _is_primary() else None
 
     def evaluate(step: int, params, last_step: int):
         if not any(is_due(e.get("every"), step, last_step) for e in evals.values()):
@@ -185,8 +196,8 @@ def _periodic_evals(run: Run, model: Model, folder: pathlib.Path):
         results = run_evals(
             evals, current, step=step, last_step=last_step, data_dir=str(run.config.data.dir)
         )
-        with open(folder / "evals.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, **results}) + "\n")
+        if log_file is not None:
+            log_file.append({"step": step, **results})
         return {
             f"eval/{n}/{k}": v
             for n, r in results.items()
@@ -197,7 +208,7 @@ def _periodic_evals(run: Run, model: Model, folder: pathlib.Path):
     return evaluate
 
 
-def stage_encode(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
+def stage_encode(run: Run, stage: str, previous: epath.Path | None) -> dict:
     """Encodes real sentences with the latest model and saves the embeddings."""
     config = run.config
     out = run.workdir / stage
@@ -212,8 +223,10 @@ def stage_encode(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
         return_stats=True,
     )
     seconds = time.perf_counter() - start
-    np.save(out / "embeddings.npy", vectors)
-    (out / "texts.json").write_text(json.dumps(texts, indent=1))
+    if _is_primary():
+        with (out / "embeddings.npy").open("wb") as f:
+            np.save(f, vectors)
+        (out / "texts.json").write_text(json.dumps(texts, indent=1))
     return {
         "texts": len(texts),
         "dim": int(vectors.shape[1]),
@@ -223,12 +236,12 @@ def stage_encode(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
     }
 
 
-def stage_export(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
-    """Exports the latest model as one transformers + sentence-transformers folder."""
-    model = checkpoints.load_model_from_workdir(_require(previous, stage))
-    out = save_hf(
-        model, run.workdir / stage / "model", overwrite=True, auto_map=run.config.export.auto_map
-    )
+def stage_export(run: Run, stage: str, previous: epath.Path | None) -> dict:
+    """Exports the latest model as one transformers + sentence-transformers folder (process 0)."""
+    out = run.workdir / stage / "model"
+    if _is_primary():
+        model = checkpoints.load_model_from_workdir(_require(previous, stage))
+        save_hf(model, out, overwrite=True, auto_map=run.config.export.auto_map)
     return {"model_dir": str(out)}
 
 
@@ -240,7 +253,8 @@ def stage_verify_export(run: Run, stage: str, previous) -> dict:
     export_dir = run.workdir / "export" / "model"
     texts = stdlib_sentences(run.config.sample_texts)
     ours = encode(load_model(export_dir), texts)
-    st = SentenceTransformer(str(export_dir), device="cpu", trust_remote_code=True)
+    with storage.local_copy(export_dir) as local:  # sentence-transformers reads local folders
+        st = SentenceTransformer(str(local), device="cpu", trust_remote_code=True)
     ref = st.encode(texts, convert_to_numpy=True)
     cos = np.sum(ours * ref, 1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1))
     if cos.min() < 0.9999:
@@ -248,7 +262,7 @@ def stage_verify_export(run: Run, stage: str, previous) -> dict:
     return {"texts": len(texts), "min_cosine": float(cos.min()), "export": str(export_dir)}
 
 
-def stage_evaluate(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
+def stage_evaluate(run: Run, stage: str, previous: epath.Path | None) -> dict:
     """Scores the latest model, and the baselines in ``config.evaluate.baselines`` ("tfidf", or
     any model path/alias), on every ``config.evals`` entry; writes results.json and a table."""
     config = run.config
@@ -260,9 +274,10 @@ def stage_evaluate(run: Run, stage: str, previous: pathlib.Path | None) -> dict:
     for name in config.evaluate.baselines:
         embedders[name] = TfidfEmbedder() if name == "tfidf" else load_embedder(name)
     rows = compare(entries, embedders, data_dir=str(config.data.dir))
-    (out / "results.json").write_text(json.dumps(rows, indent=2))
     table = results_table(rows, entries)
-    (out / "results.md").write_text(table + "\n")
+    if _is_primary():
+        (out / "results.json").write_text(json.dumps(rows, indent=2))
+        (out / "results.md").write_text(table + "\n")
     print(table)
     return {"results": str(out / "results.json"), "table": str(out / "results.md")}
 
@@ -316,15 +331,25 @@ def maybe_initialize_distributed(config: ConfigDict) -> None:
     )
 
 
-def _done(folder: pathlib.Path) -> dict | None:
+def _is_primary() -> bool:
+    """The process that writes the run's own files (all but the checkpoints)."""
+    return jax.process_index() == 0
+
+
+def _sync(name: str) -> None:
+    """Multi-host: waits until every process gets here, so what process 0 wrote before is
+    there for all."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
+def _done(folder: epath.Path) -> dict | None:
     marker = folder / DONE_FILE
-    return json.loads(marker.read_text()) if marker.exists() else None
+    return storage.read_json(marker) if marker.exists() else None
 
 
-def _mark_done(folder: pathlib.Path, summary: dict) -> None:
-    tmp = folder / f".{DONE_FILE}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, folder / DONE_FILE)
+def _mark_done(folder: epath.Path, summary: dict) -> None:
+    storage.write_text(folder / DONE_FILE, json.dumps(summary, indent=2, default=str))
 
 
 def _ensure_data(config: ConfigDict) -> None:
@@ -339,18 +364,20 @@ def _ensure_data(config: ConfigDict) -> None:
 
 
 def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
-    workdir = pathlib.Path(workdir).absolute()
+    """Runs ``config.stages`` in ``workdir`` (a local folder or ``gs://bucket/run``)."""
+    workdir = storage.as_path(workdir)
     unknown = [s for s in config.stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stages {unknown}; known: {sorted(STAGES)}")
-    workdir.mkdir(parents=True, exist_ok=True)
     maybe_initialize_distributed(config)
     if config.compilation_cache:
         enable_compilation_cache()
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    if _is_primary():
+        workdir.mkdir(parents=True, exist_ok=True)
+        storage.write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
     _ensure_data(config)
     context = Run(config, workdir)
-    previous: pathlib.Path | None = None
+    previous: epath.Path | None = None
     results: dict[str, dict] = {}
     for stage in config.stages:
         folder = workdir / stage
@@ -372,7 +399,9 @@ def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
             summary = STAGES[stage](context, stage, previous)
             summary["wall_seconds"] = round(time.perf_counter() - start, 1)
             summary["config"] = fingerprint
-            _mark_done(folder, summary)
+            if _is_primary():
+                _mark_done(folder, summary)
+            _sync(f"stage {stage} done")
         results[stage] = summary
         if stage in MODEL_STAGES:
             previous = folder
@@ -380,7 +409,7 @@ def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
     return results
 
 
-def _print_summary(results: dict[str, dict], workdir: pathlib.Path) -> None:
+def _print_summary(results: dict[str, dict], workdir: epath.Path) -> None:
     """The closing lines: one row per stage (what it did, seconds, what it wrote), the held-out
     evaluation table when the run evaluated, and the other files of the workdir. Every stage's
     full summary stays in ``<stage>/DONE``."""
@@ -405,9 +434,9 @@ def _print_summary(results: dict[str, dict], workdir: pathlib.Path) -> None:
             wrote = summary.get("table") or summary.get("model_dir") or summary.get("out", "")
         print(f"| {stage} | {text} | {summary.get('wall_seconds', '')} | {wrote} |")
     table = results.get("evaluate", {}).get("table")
-    if table and pathlib.Path(table).exists():
+    if table and storage.as_path(table).exists():
         print(f"\nHeld-out evaluation ({table}):")
-        print(pathlib.Path(table).read_text(encoding="utf-8").strip())
+        print(storage.as_path(table).read_text(encoding="utf-8").strip())
     print(
         f"\nAlso in {workdir}: config.json; per stage DONE (full summary), metrics.jsonl, "
         "tensorboard/, checkpoints/ (training stages)."

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pathlib
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -53,6 +52,9 @@ class Tokenizer:
     _truncating_backends: dict[int, tokenizers.Tokenizer] = dataclasses.field(
         default_factory=dict, init=False, repr=False
     )
+    # The SentencePiece model's bytes, read when the tokenizer is built: the file it was read
+    # from may be a temporary local copy (of a gs:// workdir), gone by the time `save` runs.
+    _sentencepiece_model: bytes | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if not self.hf.is_fast:
@@ -61,6 +63,9 @@ class Tokenizer:
             )
         if self.hf.pad_token_id is None:
             raise ValueError(f"{type(self.hf).__name__} has no pad token")
+        source = getattr(self.hf, "vocab_file", None)
+        if isinstance(source, str) and source.endswith(".model") and pathlib.Path(source).is_file():
+            object.__setattr__(self, "_sentencepiece_model", pathlib.Path(source).read_bytes())
 
     @property
     def pad_id(self) -> int:
@@ -120,11 +125,10 @@ class Tokenizer:
                     vocab_txt.write_text(
                         "".join(f"{token}\n" for token in tokens), encoding="utf-8"
                     )
-        source = getattr(self.hf, "vocab_file", None)
-        if isinstance(source, str) and source.endswith(".model") and pathlib.Path(source).is_file():
+        if self._sentencepiece_model is not None:
             target = directory / "spiece.model"
             if not target.exists():
-                shutil.copyfile(source, target)
+                target.write_bytes(self._sentencepiece_model)
 
     def _truncating_backend(self, max_length: int) -> tokenizers.Tokenizer:
         if max_length <= self.num_special_tokens:

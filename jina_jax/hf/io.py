@@ -21,6 +21,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from jina_jax import storage
 from jina_jax.errors import CheckpointMismatchError
 from jina_jax.hf.remote_code import OFFICIAL_AUTO_MAP, copy_remote_code
 from jina_jax.model import Model
@@ -200,7 +201,11 @@ def architecture_for_hf(hf_config: dict[str, Any], source: str = "config.json") 
 
 
 def load_hf(path: PathLike, **config_overrides) -> Model:
-    """A transformers / sentence-transformers folder -> ``jina_jax.Model``."""
+    """A transformers / sentence-transformers folder (local, or ``gs://``: read through a
+    temporary local copy) -> ``jina_jax.Model``."""
+    if storage.is_remote(path):
+        with storage.local_copy(path) as folder:
+            return load_hf(folder, **config_overrides)
     folder = pathlib.Path(path)
     config_file = folder / "config.json"
     if not config_file.exists():
@@ -270,41 +275,27 @@ def _write_sentence_transformers(out: pathlib.Path, model) -> None:
     (out / "config_sentence_transformers.json").write_text(json.dumps(meta, indent=2))
 
 
-def save_hf(
-    model, out: PathLike, *, auto_map: str = "local", overwrite: bool = False
-) -> pathlib.Path:
-    """Writes ``model`` as one transformers + sentence-transformers folder.
+def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = False):
+    """Writes ``model`` as one transformers + sentence-transformers folder; returns its path.
 
-    The folder is assembled next to ``out`` and renamed into place, so an interrupted export
+    A local folder is assembled next to ``out`` and renamed into place, so an interrupted export
     never leaves a half-written folder, and an existing export is replaced only when complete.
+    A bucket has no rename of folders: the export is assembled in a temporary local folder and
+    uploaded with config.json last (after removing an existing export's config.json first, then
+    its other files), so ``out`` holds a loadable model only once it is complete: transformers,
+    sentence-transformers and ``load_model`` all need config.json.
     ``auto_map="local"`` points transformers at the modeling file shipped in the folder (works
     offline, transformers 4 and 5); ``"official"`` at jinaai/jina-bert-implementation.
     """
+    if storage.is_remote(out):
+        return _save_hf_remote(model, storage.as_path(out), auto_map=auto_map, overwrite=overwrite)
     out = pathlib.Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        config = model.config
-        arch = architecture_of(config)
-        hf_config = hf_config_for(config)
-        if arch.needs_remote_code(config):
-            local = copy_remote_code(staging)
-            if auto_map == "local":
-                hf_config["auto_map"] = local
-            elif auto_map == "official":
-                hf_config["auto_map"] = dict(OFFICIAL_AUTO_MAP)
-            else:
-                raise ValueError(f"auto_map must be 'local' or 'official', got {auto_map!r}")
-        hf_config["transformers_version"] = _transformers_version()
-        (staging / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True))
-        tensors = params_to_hf(model.params, config)
-        if arch.export_tensors is not None:
-            tensors = arch.export_tensors(tensors)
-        save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
-        model.tokenizer.save(staging)
-        _write_sentence_transformers(staging, model)
+        _write_hf_folder(model, staging, auto_map)
         if out.exists():
             backup = out.with_name(f".{out.name}.old")
             if backup.exists():
@@ -318,6 +309,42 @@ def save_hf(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _save_hf_remote(model, out, *, auto_map: str, overwrite: bool):
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} exists and is not empty; pass overwrite=True (--overwrite)"
+            )
+        (out / "config.json").unlink(missing_ok=True)  # no longer a model from here on
+        out.rmtree()
+    with storage.writing_dir(out, last=["config.json"]) as staging:
+        _write_hf_folder(model, staging, auto_map)
+    return out
+
+
+def _write_hf_folder(model, staging: pathlib.Path, auto_map: str) -> None:
+    """The export's files, in an empty local folder."""
+    config = model.config
+    arch = architecture_of(config)
+    hf_config = hf_config_for(config)
+    if arch.needs_remote_code(config):
+        local = copy_remote_code(staging)
+        if auto_map == "local":
+            hf_config["auto_map"] = local
+        elif auto_map == "official":
+            hf_config["auto_map"] = dict(OFFICIAL_AUTO_MAP)
+        else:
+            raise ValueError(f"auto_map must be 'local' or 'official', got {auto_map!r}")
+    hf_config["transformers_version"] = _transformers_version()
+    (staging / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True))
+    tensors = params_to_hf(model.params, config)
+    if arch.export_tensors is not None:
+        tensors = arch.export_tensors(tensors)
+    save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
+    model.tokenizer.save(staging)
+    _write_sentence_transformers(staging, model)
 
 
 def _transformers_version() -> str:

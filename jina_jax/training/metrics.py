@@ -5,13 +5,14 @@ measurement on CPU."""
 from __future__ import annotations
 
 import functools
-import json
-import pathlib
+import os
 import sys
 import time
 
 import jax
 import jax.numpy as jnp
+
+from jina_jax import storage
 
 
 def _summary_writer_class():
@@ -77,22 +78,23 @@ def peak_flops(device: jax.Device | None = None) -> float:
 
 
 class MetricWriter:
-    """Writes scalars to ``metrics.jsonl`` and to TensorBoard (``tensorboard/``)."""
+    """Writes scalars to ``metrics.jsonl`` and to TensorBoard (``tensorboard/``), in a local
+    folder or a bucket (tensorboardX writes ``gs://`` through google-cloud-storage)."""
 
-    def __init__(self, directory: pathlib.Path, enabled: bool = True):
-        self.directory = pathlib.Path(directory)
+    def __init__(self, directory: str | os.PathLike, enabled: bool = True):
+        self.directory = storage.as_path(directory)
         self.enabled = enabled
         self._tb = None
+        self._jsonl = None
         if enabled:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self._jsonl = storage.JsonLines(self.directory / "metrics.jsonl")
             self._tb = SummaryWriter(str(self.directory / "tensorboard"))
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
             return
         record = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
-        with open(self.directory / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        self._jsonl.append(record)
         if self._tb is not None:
             for key, value in scalars.items():
                 self._tb.add_scalar(key, float(value), int(step))
