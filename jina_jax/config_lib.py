@@ -299,6 +299,10 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
         dtype="bfloat16",
         attention_impl="auto",
         remat=True,
+        # One scanned layer: compile time flat in depth. Checkpoints of scanned and unscanned
+        # models differ in layout ("layers/..." stacked vs "layer_<i>/..."): switching this is a
+        # config change that old checkpoints do not resume across (HF import/export map both).
+        scan_layers=True,
         **JINA_BERT_SIZES[size],
     )
     c.tokenizer = "jina_v2"
@@ -315,7 +319,7 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     if "mlm_only" in args:
         c.stages = ("mlm",)
     if "local" in args:
-        c.model.update(dtype="float32", remat=False, **LOCAL_JINA_BERT)
+        c.model.update(dtype="float32", remat=False, scan_layers=False, **LOCAL_JINA_BERT)
         c.max_length = 512
         c.pairs.grad_cache_chunk = 0
         shrink_for_local(c)
@@ -341,7 +345,10 @@ def heldout_evals(every: int = 0, max_queries: int | None = None) -> ConfigDict:
 def jina_v1_config(size: str, args: set[str]) -> ConfigDict:
     """T5 encoder: pairs (InfoNCE), then triplets with v1's loss (InfoNCE + reverse + margin)."""
     c = base_config()
-    c.model = model_block("t5", vocab_size=32128, feed_forward_proj="relu", **T5_SIZES[size])
+    # scan_layers: see jina_v2_config (scanned checkpoints are stacked "blocks/...").
+    c.model = model_block(
+        "t5", vocab_size=32128, feed_forward_proj="relu", scan_layers=True, **T5_SIZES[size]
+    )
     c.tokenizer = "sentencepiece"  # or the t5 folder's spiece.model when init_from is set
     c.max_length = 512
     c.stages = ("pairs", "triplets", "export")
@@ -350,7 +357,7 @@ def jina_v1_config(size: str, args: set[str]) -> ConfigDict:
     c.triplets.loss = "v1"
     c.triplets.num_negatives = 1
     if "local" in args:
-        c.model.update(**LOCAL_T5)
+        c.model.update(scan_layers=False, **LOCAL_T5)
         c.model.vocab_size = c.tokenizer_vocab_size = 4000
         shrink_for_local(c)
     c.lock()

@@ -75,7 +75,8 @@ def infonce_loss(
         mean_neg_sim = jnp.mean(neg_sim)
     else:
         off_diagonal = jnp.sum(jnp.where(eye, 0.0, sim))
-        mean_neg_sim = off_diagonal / max(batch * (batch - 1), 1)
+        # a float: B (B - 1) overflows int32 from B = 46,341 pairs on
+        mean_neg_sim = off_diagonal / float(max(batch * (batch - 1), 1))
 
     loss = _cross_entropy_diagonal(logits_qp)
     loss = loss + jnp.where(jnp.asarray(bidirectional), _cross_entropy_diagonal(logits_pq), 0.0)
