@@ -308,17 +308,21 @@ def _flash_attention(query, key, value, segment_ids, bias_fn, scale):
     from jax.experimental.pallas.ops.tpu import flash_attention as pallas_flash
 
     batch, length, heads, _ = query.shape
-    if length % 128:
-        raise ValueError(
-            f"attention_impl='flash' needs a sequence length that is a multiple of 128 (the "
-            f"kernel's key blocks), got {length}"
+    # The kernel works in blocks of 128 keys: pad to a multiple with padding tokens (id 0),
+    # which no real query attends, and drop the padded queries' outputs.
+    pad = -length % 128
+    if pad:
+        query, key, value = (
+            jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (query, key, value)
         )
+        segment_ids = jnp.pad(segment_ids, ((0, 0), (0, pad)))
+    padded = length + pad
     query, key, value = (jnp.swapaxes(x, 1, 2) for x in (query, key, value))  # [B, h, L, d]
     ab = None
     if bias_fn is not None:
-        positions = jnp.arange(length, dtype=jnp.int32)
+        positions = jnp.arange(padded, dtype=jnp.int32)
         bias = bias_fn(positions, positions) / scale  # [heads, L, L]
-        ab = jnp.broadcast_to(bias.astype(query.dtype)[None], (batch, heads, length, length))
+        ab = jnp.broadcast_to(bias.astype(query.dtype)[None], (batch, heads, padded, padded))
     ids = segment_ids.astype(jnp.int32)
     block = 128
     sizes = pallas_flash.BlockSizes(
@@ -343,4 +347,4 @@ def _flash_attention(query, key, value, segment_ids, bias_fn, scale):
         sm_scale=float(scale),
         block_sizes=sizes,
     )
-    return jnp.swapaxes(out, 1, 2).astype(query.dtype)
+    return jnp.swapaxes(out, 1, 2)[:, :length].astype(query.dtype)
