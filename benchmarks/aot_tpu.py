@@ -186,12 +186,18 @@ def jobs_for(part: str, configs, topologies) -> list[dict]:
         ]
         return out
     if part == "matrix":
-        return [
+        jobs = [
             dict(part=part, kind="step", config=config, stage=stage, topology=topology)
             for config in configs
             for topology in topologies
             for stage in STAGES[config[:2]]
         ]
+        # v4-8 and v5e-16 first (the configs must fit v4 and v5e chips), v2-base first
+        first = ("v4-8", "v5e-16")
+        return sorted(
+            jobs,
+            key=lambda j: (j["topology"] not in first, j["config"] != "v2_base", j["config"]),
+        )
     raise ValueError(f"unknown part {part!r}")
 
 

@@ -308,8 +308,10 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     c.tokenizer = "jina_v2"
     c.max_length = 8192
     c.stages = ("mlm", "pairs", "triplets", "export")
-    # Pod settings: global batch 4096 pairs at 512 tokens (v2-base); FSDP for large.
-    c.mesh = ConfigDict(dict(data=-1, fsdp=1 if size != "large" else 8, tensor=1))
+    # Pod settings: global batch 4096 pairs at 512 tokens (v2-base); FSDP for large, over 4
+    # chips so that every slice from v4-8 (4 chips) up divides (`python -m jina_jax.aot` checks
+    # the fit per topology; benchmarks/RESULTS.md has the table).
+    c.mesh = ConfigDict(dict(data=-1, fsdp=1 if size != "large" else 4, tensor=1))
     c.pairs.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=4096)
     # Packed rows in GradCache chunks of 512 rows: the global batch in chunk-sized memory.
     c.pairs.grad_cache_chunk = 512

@@ -13,20 +13,11 @@ import flax.linen as nn
 import jax
 import pytest
 
-from jina_jax import aot
+from jina_jax import aot, config_lib
 from jina_jax.models import forward_flops
 from jina_jax.training.objectives import ContrastiveObjective
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _config(arg: str = "local"):
-    sys.path.insert(0, str(ROOT / "configs"))
-    try:
-        import v2_small
-    finally:
-        sys.path.pop(0)
-    return v2_small.get_config(arg)
 
 
 @pytest.mark.parametrize(
@@ -75,7 +66,7 @@ def test_local_pairs_step_fits_a_v5e_4_slice():
     """v2_small:local's pairs step for 4 v5e chips: worst-case rows and FLOPs by hand, and
     argument bytes as the state and the batch shard add up (data parallel: parameters and both
     Adam moments replicated on every chip)."""
-    config = _config()
+    config = config_lib.jina_v2_config("small", {"local"})  # configs/v2_small.py:local
     report = aot.compile_stage(config, "pairs", aot.parse_topology("v5e-4"))
     # 16 pairs (the :local cap), queries of 32 tokens and positives of 128 in 128-token rows:
     # 16 rows of one positive + 16 / 4 rows of four queries = 20 rows, already a multiple of
