@@ -27,6 +27,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -62,7 +63,15 @@ def measure_step(job: dict) -> dict:
     spec.loader.exec_module(module)
     config = module.get_config(job.get("arg"))
     _apply(config, job.get("overrides", {}))
-    report = aot.compile_stage(config, job["stage"], aot.parse_topology(job["topology"]))
+    try:
+        report = aot.compile_stage(config, job["stage"], aot.parse_topology(job["topology"]))
+    except aot.DoesNotFit as e:  # XLA:TPU refused it: its temporaries alone exceed the HBM
+        return {
+            "fits": False,
+            "does_not_fit": e.shortfall(),
+            "required_temp_bytes": e.required,
+            "available_bytes": e.available,
+        }
     return report.as_json()
 
 
@@ -221,8 +230,13 @@ def run_job(job: dict, timeout: float) -> dict:
         return {"error": f"timed out after {timeout:.0f} s"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
-        tail = [line for line in proc.stderr.splitlines() if "Error" in line or "error" in line]
-        return {"error": (tail[-1] if tail else proc.stderr[-500:]).strip()}
+        # the exception line, not libtpu's log lines (E0000 ...) that mention errors
+        raised = [
+            line
+            for line in proc.stderr.splitlines()
+            if re.match(r"[\w.]+(Error|Exception|DoesNotFit)\b", line)
+        ]
+        return {"error": (raised[-1] if raised else proc.stderr[-500:]).strip()}
     result = json.loads(lines[-1])
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     return result
@@ -264,7 +278,7 @@ def render(entries: list[dict]) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for topology in ("v4-8", "v5e-16"):
-            rows = [e for e in gc if e["job"]["topology"] == topology and "error" not in e["r"]]
+            rows = [e for e in gc if e["job"]["topology"] == topology and "temp_bytes" in e["r"]]
             plain = [e for e in rows if e["job"]["overrides"]["pairs.grad_cache_chunk"] == 0]
             base = plain[0]["r"]["temp_bytes"] if plain else None
             for e in sorted(rows, key=lambda e: e["job"]["overrides"]["pairs.batch_size"]):
@@ -286,8 +300,9 @@ def render(entries: list[dict]) -> str:
         ]
         for e in ct:
             r = e["r"]
-            if "error" in r:
-                lines.append(f"| {e['job']['overrides']['model.scan_layers']} | {r['error']} | |")
+            if "temp_bytes" not in r:
+                why = r.get("error") or r.get("does_not_fit", "")
+                lines.append(f"| {e['job']['overrides']['model.scan_layers']} | {why} | |")
                 continue
             lines.append(
                 f"| {e['job']['overrides']['model.scan_layers']} | {r['compile_seconds']} | "
@@ -312,8 +327,9 @@ def render(entries: list[dict]) -> str:
                 )
             else:
                 what, impl = f"v2-base forward, {job['rows']} x {job['length']} tokens", job["impl"]
-            if "error" in r:
-                lines.append(f"| {what} | {impl} | failed: {r['error'][:120]} | | | | |")
+            if "temp_bytes" not in r:
+                why = r.get("error") or r.get("does_not_fit", "")
+                lines.append(f"| {what} | {impl} | failed: {why[:160]} | | | | |")
                 continue
             xla = r.get("xla_flops_per_chip", r.get("xla_flops"))
             lines.append(
@@ -333,6 +349,15 @@ def render(entries: list[dict]) -> str:
         for e in matrix:
             r, job = e["r"], e["job"]
             head = f"| {job['config']} | {job['stage']} | {job['topology']} |"
+            if "does_not_fit" in r:
+                need = r["required_temp_bytes"]
+                lines.append(
+                    f"{head} | | > {_gib(r['available_bytes'])} (temporaries {_gib(need)}) | "
+                    "< 0 | | | NO (XLA:TPU refused it) | |"
+                    if need
+                    else f"{head} | | {r['does_not_fit'][:100]} | | | | NO | |"
+                )
+                continue
             if "error" in r:
                 lines.append(f"{head} | | failed: {r['error'][:100]} | | | | | |")
                 continue
@@ -367,7 +392,11 @@ def main() -> None:
     parser.add_argument("--parts", default="grad_cache,compile_time,attention,matrix")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--topologies", default=",".join(TOPOLOGIES))
-    parser.add_argument("--cache", default=str(ROOT / "benchmarks/results/aot_tpu.jsonl"))
+    parser.add_argument(
+        "--cache",
+        default=str(ROOT / "benchmarks/results/aot_tpu.jsonl"),
+        help="JSON-lines caches, comma-separated: results are appended to the first",
+    )
     parser.add_argument("--results", default=str(ROOT / "benchmarks/RESULTS.md"))
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--only-render", action="store_true")
@@ -378,11 +407,16 @@ def main() -> None:
         result = measure_forward(job) if job["kind"] == "forward" else measure_step(job)
         print(json.dumps(result))
         return
-    cache = pathlib.Path(args.cache)
+    # new results go to the first cache; all of them are read (runs side by side use their own)
+    caches = [pathlib.Path(c) for c in args.cache.split(",")]
+    cache = caches[0]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    entries = (
-        [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
-    )
+    entries = [
+        json.loads(line)
+        for path in caches
+        if path.exists()
+        for line in path.read_text().splitlines()
+    ]
     done = {_key(e["job"]) for e in entries if "error" not in e["r"]}
     if not args.only_render:
         import importlib.metadata as md

@@ -349,18 +349,29 @@ def jina_v1_config(size: str, args: set[str]) -> ConfigDict:
     """T5 encoder: pairs (InfoNCE), then triplets with v1's loss (InfoNCE + reverse + margin)."""
     c = base_config()
     # scan_layers: see jina_v2_config (scanned checkpoints are stacked "blocks/...").
+    # Pod settings as in v2: bf16 compute and remat (in float32 without remat, v1-base's
+    # triplets step needed 19 GiB of temporaries per v5e chip), packed pairs in GradCache
+    # chunks of 512 rows.
     c.model = model_block(
-        "t5", vocab_size=32128, feed_forward_proj="relu", scan_layers=True, **T5_SIZES[size]
+        "t5",
+        vocab_size=32128,
+        feed_forward_proj="relu",
+        dtype="bfloat16",
+        remat=True,
+        scan_layers=True,
+        **T5_SIZES[size],
     )
     c.tokenizer = "sentencepiece"  # or the t5 folder's spiece.model when init_from is set
     c.max_length = 512
     c.stages = ("pairs", "triplets", "export")
     c.pairs.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=1024)
+    c.pairs.grad_cache_chunk = 512
     c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=256)
     c.triplets.loss = "v1"
     c.triplets.num_negatives = 1
     if "local" in args:
-        c.model.update(scan_layers=False, **LOCAL_T5)
+        c.model.update(dtype="float32", remat=False, scan_layers=False, **LOCAL_T5)
+        c.pairs.grad_cache_chunk = 8  # packed GradCache, as in v2's :local
         c.model.vocab_size = c.tokenizer_vocab_size = 4000
         shrink_for_local(c)
     c.lock()
