@@ -369,11 +369,32 @@ def render(entries: list[dict]) -> str:
                 f"{'yes' if r['fits'] else 'NO'} | {r['compile_seconds']} |"
             )
         lines.append("")
+    lines += NOTES
     missing = [e for e in entries if "error" in e["r"]]
     if missing:
         lines.append(f"{len(missing)} compiles failed or timed out (listed in the tables).")
         lines.append("")
     return "\n".join(lines)
+
+
+# What the tables do not say by themselves (2026-12-02 run).
+NOTES = [
+    "Notes:",
+    "- Compile seconds are wall time on a 2-core machine shared with other jobs (load average "
+    "4-15 during these runs), so they are upper bounds; compare them within a table only. The "
+    "two compile-time rows ran side by side at load 4-6, with the code of commit 5d22e4b (before "
+    "the streamed InfoNCE and the sharded GradCache text embeddings, hence their totals differ "
+    "from the other tables).",
+    "- GradCache: temporaries stay flat in the global batch because the InfoNCE similarities "
+    "are streamed in column blocks (never [B, B]) and the text embeddings are split over the "
+    "batch shards; what still grows with the batch is the [N, D] text embeddings per chip "
+    "(N / chips x 768 x 4 bytes) and the loop's trip count (model FLOPs).",
+    "- Collective bytes count each HLO instruction once (a collective inside a loop body, e.g. "
+    "GradCache's per-chunk reduce-scatter, runs once per chunk).",
+    "- XLA's FLOPs are per chip and count a loop body once: GradCache's two loops over chunks "
+    "and the scanned layers (one layer body) make them far below the model FLOPs.",
+    "",
+]
 
 
 def write_results(path: pathlib.Path, section: str) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 # bias_fn(q_pos [Lq] int32, k_pos [Lk] int32) -> [heads, Lq, Lk] float32
 BiasFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -338,13 +339,32 @@ def _flash_attention(query, key, value, segment_ids, bias_fn, scale):
         block_k_dq=block,
         block_q_dq=block,
     )
-    out = pallas_flash.flash_attention(
-        query,
-        key,
-        value,
-        ab=ab,
-        segment_ids=pallas_flash.SegmentIds(q=ids, kv=ids),
-        sm_scale=float(scale),
-        block_sizes=sizes,
-    )
+
+    def kernel(q, k, v, ids, *bias):
+        return pallas_flash.flash_attention(
+            q,
+            k,
+            v,
+            ab=bias[0] if bias else None,
+            segment_ids=pallas_flash.SegmentIds(q=ids, kv=ids),
+            sm_scale=float(scale),
+            block_sizes=sizes,
+        )
+
+    args = (query, key, value, ids, *(() if ab is None else (ab,)))
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or mesh.size == 1:
+        out = kernel(*args)
+    else:
+        # XLA cannot partition a Mosaic kernel: each device runs it on its own rows (and heads,
+        # under tensor parallelism). The axis names are those of jina_jax.sharding's mesh.
+        batch_axes = tuple(a for a in ("data", "fsdp") if mesh.shape.get(a, 1) > 1)
+        rows = batch_axes if batch % math.prod(mesh.shape[a] for a in batch_axes) == 0 else None
+        tensor = mesh.shape.get("tensor", 1)
+        head_axis = "tensor" if tensor > 1 and heads % tensor == 0 else None
+        spec = P(rows or None, head_axis, None, None)  # q, k, v, ab: [B, heads, L, *]
+        in_specs = (spec, spec, spec, P(rows or None, None), *((spec,) if ab is not None else ()))
+        out = jax.shard_map(kernel, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)(
+            *args
+        )
     return jnp.swapaxes(out, 1, 2)[:, :length].astype(query.dtype)
