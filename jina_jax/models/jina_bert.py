@@ -58,7 +58,7 @@ class BertConfig:
     pad_token_id: int = 0
     add_pooler: bool = True
     dtype: str = "float32"  # compute dtype; parameters and pooling stay float32
-    attention_impl: str = "auto"  # dense | chunked | auto
+    attention_impl: str = "auto"  # auto | dense | chunked | flash (Pallas, TPU) | cudnn | xla
     attention_chunk_size: int = 512
     attention_chunk_threshold: int = 2048
     remat: bool = False
