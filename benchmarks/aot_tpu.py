@@ -413,6 +413,7 @@ def main() -> None:
     parser.add_argument("--parts", default="grad_cache,compile_time,attention,matrix")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--topologies", default=",".join(TOPOLOGIES))
+    parser.add_argument("--stages", default="", help="matrix: only these stages (default: all)")
     parser.add_argument(
         "--cache",
         default=str(ROOT / "benchmarks/results/aot_tpu.jsonl"),
@@ -450,6 +451,8 @@ def main() -> None:
                 versions[name] = "?"
         for part in args.parts.split(","):
             for job in jobs_for(part, args.configs.split(","), args.topologies.split(",")):
+                if args.stages and job.get("stage") not in args.stages.split(","):
+                    continue
                 if _key(job) in done:
                     continue
                 print(f"compiling {_key(job)} ...", file=sys.stderr, flush=True)
