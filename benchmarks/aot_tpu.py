@@ -389,6 +389,19 @@ NOTES = [
     "are streamed in column blocks (never [B, B]) and the text embeddings are split over the "
     "batch shards; what still grows with the batch is the [N, D] text embeddings per chip "
     "(N / chips x 768 x 4 bytes) and the loop's trip count (model FLOPs).",
+    "- v2-base MLM on v4-8 with scan_layers=True fails to compile: XLA:TPU runs out of VMEM "
+    "(16.66 of 16 MiB scoped, register spills in a fusion of the scanned, rematerialised layer's "
+    "backward); LIBTPU_INIT_ARGS=--xla_tpu_scoped_vmem_limit_kib=32768 did not change it. "
+    "With --config.model.scan_layers=False it compiles and fits: 5.42 of 32 GiB per chip (83% "
+    "headroom; compiled in 1606 s by hand, `python -m jina_jax.aot --config=configs/v2_base.py "
+    "--topology=v4-8 --stages=mlm --config.model.scan_layers=False`). The same scanned step "
+    "compiles for v5e.",
+    "- v2-large pairs with GradCache chunks of 512 rows (before the config change to 256) left "
+    "10% headroom on v4-8 (28.89 of 32 GiB) and 26% on v5e-16 (11.03 of 14.90 GiB).",
+    "- Not compiled (time): the v4-32, v5e-256 and v5p-8 columns of the matrix, v2-small's "
+    "pairs/triplets (v4-8) and all three stages on v5e-16 (v2-small is v2-base with fewer, "
+    "narrower layers at the same batch), v2-large's pairs after the chunk change on other "
+    "topologies.",
     "- Collective bytes count each HLO instruction once (a collective inside a loop body, e.g. "
     "GradCache's per-chunk reduce-scatter, runs once per chunk).",
     "- XLA's FLOPs are per chip and count a loop body once: GradCache's two loops over chunks "
