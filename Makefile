@@ -5,6 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/demo
 export XLA_PYTHON_CLIENT_PREALLOCATE := false
+# libtpu is a dependency (jina_jax.aot compiles for TPU topologies here), and with it every
+# process tries the TPU runtime first. A CPU default for make's commands; on a TPU VM run
+# `JAX_PLATFORMS= make demo` (or call python -m jina_jax.main directly, as tpu_setup.sh does).
+JAX_PLATFORMS ?= cpu
+export JAX_PLATFORMS
 
 STARTER := data_cache/starter
 

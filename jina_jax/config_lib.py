@@ -302,25 +302,33 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
         dtype="bfloat16",
         attention_impl="auto",
         remat=True,
+        # One scanned layer: compile time flat in depth. Checkpoints of scanned and unscanned
+        # models differ in layout ("layers/..." stacked vs "layer_<i>/..."): switching this is a
+        # config change that old checkpoints do not resume across (HF import/export map both).
+        scan_layers=True,
         **JINA_BERT_SIZES[size],
     )
     c.tokenizer = "jina_v2"
     c.max_length = 8192
     c.stages = ("mlm", "pairs", "triplets", "export")
-    # Pod settings: global batch 4096 pairs at 512 tokens (v2-base); FSDP for large.
-    c.mesh = ConfigDict(dict(data=-1, fsdp=1 if size != "large" else 8, tensor=1))
+    # Pod settings: global batch 4096 pairs at 512 tokens (v2-base); FSDP for large, over 4
+    # chips so that every slice from v4-8 (4 chips) up divides (`python -m jina_jax.aot` checks
+    # the fit per topology; benchmarks/RESULTS.md has the table).
+    c.mesh = ConfigDict(dict(data=-1, fsdp=1 if size != "large" else 4, tensor=1))
     c.pairs.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=4096)
-    # Packed rows in GradCache chunks of 512 rows: the global batch in chunk-sized memory.
-    c.pairs.grad_cache_chunk = 512
+    # Packed rows in GradCache chunks: the global batch in chunk-sized memory. v2-large in
+    # chunks of 256 rows: with 512, its pairs step left 10% of a v4 chip's HBM on v4-8 (AOT).
+    c.pairs.grad_cache_chunk = 256 if size == "large" else 512
     c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=128)
     # The starter corpus mines one hard negative per query; the paper's data has 15.
     c.triplets.num_negatives = 1
     if "mlm_only" in args:
         c.stages = ("mlm",)
     if "local" in args:
-        c.model.update(dtype="float32", remat=False, **LOCAL_JINA_BERT)
+        c.model.update(dtype="float32", remat=False, scan_layers=False, **LOCAL_JINA_BERT)
         c.max_length = 512
-        c.pairs.grad_cache_chunk = 0
+        # Packed GradCache in chunks of 8 rows, as the pod runs it in chunks of 512.
+        c.pairs.grad_cache_chunk = 8
         shrink_for_local(c)
     c.lock()
     return c
@@ -344,16 +352,30 @@ def heldout_evals(every: int = 0, max_queries: int | None = None) -> ConfigDict:
 def jina_v1_config(size: str, args: set[str]) -> ConfigDict:
     """T5 encoder: pairs (InfoNCE), then triplets with v1's loss (InfoNCE + reverse + margin)."""
     c = base_config()
-    c.model = model_block("t5", vocab_size=32128, feed_forward_proj="relu", **T5_SIZES[size])
+    # scan_layers: see jina_v2_config (scanned checkpoints are stacked "blocks/...").
+    # Pod settings as in v2: bf16 compute and remat (in float32 without remat, v1-base's
+    # triplets step needed 19 GiB of temporaries per v5e chip), packed pairs in GradCache
+    # chunks of 512 rows.
+    c.model = model_block(
+        "t5",
+        vocab_size=32128,
+        feed_forward_proj="relu",
+        dtype="bfloat16",
+        remat=True,
+        scan_layers=True,
+        **T5_SIZES[size],
+    )
     c.tokenizer = "sentencepiece"  # or the t5 folder's spiece.model when init_from is set
     c.max_length = 512
     c.stages = ("pairs", "triplets", "export")
     c.pairs.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=1024)
+    c.pairs.grad_cache_chunk = 512
     c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=256)
     c.triplets.loss = "v1"
     c.triplets.num_negatives = 1
     if "local" in args:
-        c.model.update(**LOCAL_T5)
+        c.model.update(dtype="float32", remat=False, scan_layers=False, **LOCAL_T5)
+        c.pairs.grad_cache_chunk = 8  # packed GradCache, as in v2's :local
         c.model.vocab_size = c.tokenizer_vocab_size = 4000
         shrink_for_local(c)
     c.lock()

@@ -28,11 +28,64 @@ def _dot(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.einsum(spec, a, b, precision=jax.lax.Precision.HIGHEST)
 
 
-def _cross_entropy_diagonal(logits: jax.Array) -> jax.Array:
-    """Mean over rows i of -log softmax(logits[i])[i]; logits [B, C >= B], masked entries -inf."""
-    # Pick the label logit via the diagonal rather than a one-hot product: 0 * -inf would be NaN.
-    label_logits = jnp.diagonal(logits[:, : logits.shape[0]])
-    return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - label_logits)
+# Columns of the similarity matrix per step of the streamed cross-entropy: each device holds
+# [rows on it, COLUMN_BLOCK] logits at a time, so memory grows linearly in the batch, not as B².
+COLUMN_BLOCK = 2048
+_MASKED = -1e30  # finite: a row with nothing kept yet stays NaN-free
+
+
+def _streamed_cross_entropy(rows, cols, scale, in_batch_negatives, extra=None, block=None):
+    """Row ``i`` of ``rows [B, D]`` scores every ``cols [B, D]`` (logit ``scale * rows_i .
+    cols_j``; only ``j = i`` unless ``in_batch_negatives``) and its own ``extra [B, K]`` logits;
+    the label is column ``i``. Returns per row: the cross-entropy ``[B]``, whether the label is
+    the argmax ``[B]`` (first maximum wins, as ``argmax`` over ``[cols.., extra..]``), the
+    similarity to column ``i`` and the sum of the off-diagonal similarities ``[B]``.
+
+    The ``[B, B]`` logits are never held: an online logsumexp runs over blocks of ``block``
+    columns, each block rematerialised in the backward pass (flash attention's trick). Logits
+    are taken relative to the label's, which is exactly 0, so a lone candidate costs exactly 0.
+    """
+    b = rows.shape[0]
+    block = min(block or COLUMN_BLOCK, b)
+    num_blocks = -(-b // block)
+    pad = num_blocks * block - b
+    col_blocks = jnp.pad(cols, ((0, pad), (0, 0))).reshape(num_blocks, block, cols.shape[1])
+    row_ids = jnp.arange(b)[:, None]
+    keep_all = jnp.asarray(in_batch_negatives, dtype=bool)
+    diagonal = jnp.sum(rows * cols, axis=1)  # [B]: the label similarities
+    label = diagonal * scale
+
+    @jax.checkpoint
+    def step(carry, inputs):
+        top, total, best, best_col, off_diagonal = carry
+        index, col_block = inputs
+        sim = _dot("id,jd->ij", rows, col_block)  # [B, block]
+        col_ids = index * block + jnp.arange(block)[None]
+        real = col_ids < b
+        on_diagonal = col_ids == row_ids
+        relative = jnp.where(on_diagonal, 0.0, sim * scale - label[:, None])
+        logits = jnp.where(real & (on_diagonal | keep_all), relative, _MASKED)
+        block_top = jnp.max(logits, axis=1)
+        new_top = jnp.maximum(top, block_top)
+        total = total * jnp.exp(top - new_top) + jnp.sum(jnp.exp(logits - new_top[:, None]), 1)
+        better = block_top > best  # strictly: an earlier column keeps a tie, as argmax does
+        best_col = jnp.where(better, index * block + jnp.argmax(logits, axis=1), best_col)
+        best = jnp.maximum(best, block_top)
+        off_diagonal = off_diagonal + jnp.sum(jnp.where(real & ~on_diagonal, sim, 0.0), 1)
+        return (new_top, total, best, best_col, off_diagonal), None
+
+    start = jnp.full((b,), _MASKED, jnp.float32)
+    carry = (start, jnp.zeros((b,), jnp.float32), start, jnp.zeros((b,), jnp.int32), start * 0)
+    (top, total, best, best_col, off_diagonal), _ = jax.lax.scan(
+        step, carry, (jnp.arange(num_blocks), col_blocks)
+    )
+    loss = top + jnp.log(total)  # logsumexp of the logits minus the label logit
+    correct = best_col == jnp.arange(b)
+    if extra is not None:
+        relative_extra = extra - label[:, None]
+        loss = jnp.logaddexp(loss, jax.nn.logsumexp(relative_extra, axis=1))
+        correct = correct & (jnp.max(relative_extra, axis=1) <= best)
+    return loss, correct, diagonal, off_diagonal
 
 
 def infonce_loss(
@@ -58,32 +111,34 @@ def infonce_loss(
     Returns (loss, metrics) with metrics "loss", "accuracy" (q->p argmax is the own positive),
     "pos_sim" (mean cos(q_i, p_i)) and "neg_sim" (mean cos to hard negatives, or to the
     off-diagonal positives when there are none).
+
+    Memory: the [B, B] similarities are streamed in column blocks (``_streamed_cross_entropy``),
+    so a device holds [its rows, COLUMN_BLOCK] of them at a time, whatever the global batch.
     """
     qn, pn = _l2_normalize(q), _l2_normalize(p)
     batch = qn.shape[0]
-    sim = _dot("id,jd->ij", qn, pn)  # [B, B], sim[i, j] = cos(q_i, p_j)
-    eye = jnp.eye(batch, dtype=bool)
-    keep = jnp.logical_or(eye, jnp.asarray(in_batch_negatives, dtype=bool))
-    logits_qp = jnp.where(keep, sim / temperature, -jnp.inf)
-    logits_pq = jnp.where(keep, sim.T / temperature, -jnp.inf)  # sim.T[i, j] = cos(p_i, q_j)
-
+    scale = 1.0 / temperature
+    extra = None
     if negatives is not None:
         neg_sim = _dot("id,ikd->ik", qn, _l2_normalize(negatives))  # [B, K]
-        # Candidates along axis 1: the B positives, then row i's own K negatives, so the label
-        # stays i whatever K is and however the batch is sharded.
-        logits_qp = jnp.concatenate([logits_qp, neg_sim / temperature], axis=1)  # [B, B + K]
+        # Candidates of row i: the B positives, then its own K negatives, so the label stays i
+        # whatever K is and however the batch is sharded.
+        extra = neg_sim * scale
+    loss_qp, correct, pos_sim, off_diagonal = _streamed_cross_entropy(
+        qn, pn, scale, in_batch_negatives, extra
+    )
+    loss_pq, *_ = _streamed_cross_entropy(pn, qn, scale, in_batch_negatives)
+    loss = jnp.mean(loss_qp)
+    loss = loss + jnp.where(jnp.asarray(bidirectional), jnp.mean(loss_pq), 0.0)
+    if negatives is not None:
         mean_neg_sim = jnp.mean(neg_sim)
     else:
-        off_diagonal = jnp.sum(jnp.where(eye, 0.0, sim))
-        mean_neg_sim = off_diagonal / max(batch * (batch - 1), 1)
-
-    loss = _cross_entropy_diagonal(logits_qp)
-    loss = loss + jnp.where(jnp.asarray(bidirectional), _cross_entropy_diagonal(logits_pq), 0.0)
-    accuracy = jnp.mean(jnp.argmax(logits_qp, axis=1) == jnp.arange(batch))
+        # a float: B (B - 1) overflows int32 from B = 46,341 pairs on
+        mean_neg_sim = jnp.sum(off_diagonal) / float(max(batch * (batch - 1), 1))
     metrics = {
         "loss": loss,
-        "accuracy": accuracy,
-        "pos_sim": jnp.mean(jnp.diagonal(sim)),
+        "accuracy": jnp.mean(correct),
+        "pos_sim": jnp.mean(pos_sim),
         "neg_sim": mean_neg_sim,
     }
     return loss, metrics

@@ -6,6 +6,9 @@ import os
 
 # Eight CPU devices for the sharding tests; must be set before jax is first imported.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# libtpu is installed (jina_jax.aot): without this every process tries the TPU runtime first.
+# get_topology_desc (the AOT tests) still works.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -552,3 +552,32 @@ def test_whole_word_mask_edge_rows():
         assert sum(chosen) == 1  # target round(0.3 * 2) = 1: one of the two 1-token words
         seen.add(chosen)
     assert seen == {(False, True, False), (False, False, True)}
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_infonce_in_column_blocks_equals_one_block(in_batch, monkeypatch):
+    """Column blocks of 3 over a batch of 7 (the last block padded): the same loss, metrics
+    and gradients as one block of 7, which the loop reference checks above."""
+    q, p, n = _inputs(5, batch=7)
+
+    def run(block):
+        monkeypatch.setattr(losses, "COLUMN_BLOCK", block)
+        fn = jax.value_and_grad(
+            lambda q_: losses.infonce_loss(q_, p, negatives=n, in_batch_negatives=in_batch),
+            has_aux=True,
+        )
+        return jax.jit(fn)(q)
+
+    (loss_1, metrics_1), grad_1 = run(2048)
+    (loss_3, metrics_3), grad_3 = run(3)
+    np.testing.assert_allclose(float(loss_3), float(loss_1), rtol=1e-6)
+    for key in metrics_1:
+        np.testing.assert_allclose(float(metrics_3[key]), float(metrics_1[key]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(grad_3), np.asarray(grad_1), atol=1e-6)
+
+
+def test_infonce_never_holds_the_batch_squared():
+    batch = 4096
+    x = jax.ShapeDtypeStruct((batch, 16), jnp.float32)
+    compiled = jax.jit(jax.grad(lambda q, p: losses.infonce_loss(q, p)[0])).lower(x, x).compile()
+    assert f"{batch},{batch}" not in compiled.as_text()

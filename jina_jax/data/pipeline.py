@@ -58,6 +58,30 @@ def row_bucket(rows: int, multiple: int = 1, steps_per_octave: int = 8) -> int:
     return units * multiple
 
 
+def packed_row_count(length_counts: Mapping[int, int], pack_length: int) -> int:
+    """Rows ``pack_sequences`` fills (before ``row_bucket``) with ``count`` texts of each
+    ``length``, without building them: first-fit decreasing over groups of equal length, where
+    first fit fills the open rows in order, then opens rows of ``pack_length // length`` texts.
+    The worst-case batch shape of a config (``jina_jax.aot``) is this at every max length."""
+    free: list[int] = []  # room left in each open row, in row order
+    for length in sorted((n for n, c in length_counts.items() if c), reverse=True):
+        if not 0 < length <= pack_length:
+            raise ValueError(f"text length {length} outside 1..{pack_length}")
+        left = length_counts[length]
+        for r, room in enumerate(free):
+            if not left:
+                break
+            take = min(left, room // length)
+            free[r] -= take * length
+            left -= take
+        per_row = pack_length // length
+        full, rest = divmod(left, per_row)
+        free += [pack_length - per_row * length] * full
+        if rest:
+            free.append(pack_length - rest * length)
+    return len(free)
+
+
 def pack_sequences(
     rows: Sequence[np.ndarray],
     pack_length: int,

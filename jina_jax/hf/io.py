@@ -117,10 +117,13 @@ def params_from_hf(
             f"unexpected tensors: {', '.join(extra[:10])}" + (" ..." if len(extra) > 10 else "")
         )
     params: dict = {}
+    stacks: dict[tuple[str, ...], dict[int, np.ndarray]] = {}  # scanned layers: path -> slices
     for rule in rules:
         if rule.hf_name not in tensors:
             continue
         want = shapes[rule.flax_path]
+        if rule.layer is not None:
+            want = want[1:]
         expected_hf = jax.eval_shape(
             lambda w, r=rule: r.transform.to_torch(w, config),
             jax.ShapeDtypeStruct(want, np.float32),
@@ -131,10 +134,15 @@ def params_from_hf(
                 f"tensor {rule.hf_name} has shape {tuple(got)}, the model expects {tuple(expected_hf)}"
             )
             continue
-        value = rule.transform.to_flax(tensors[rule.hf_name], config)
-        _set(params, rule.flax_path, np.ascontiguousarray(value, dtype=np.float32))
+        value = np.asarray(rule.transform.to_flax(tensors[rule.hf_name], config), np.float32)
+        if rule.layer is None:
+            _set(params, rule.flax_path, np.ascontiguousarray(value))
+        else:
+            stacks.setdefault(rule.flax_path, {})[rule.layer] = value
     if problems:
         raise CheckpointMismatchError(f"{source}: " + "; ".join(problems))
+    for path, slices in stacks.items():  # every slice is there, or it was reported missing
+        _set(params, path, np.stack([slices[i] for i in sorted(slices)]))
     return params
 
 
@@ -144,6 +152,8 @@ def params_to_hf(
     out = {}
     for rule in architecture_of(config).hf_rules(config, mlm=mlm):
         value = np.asarray(_get(params, rule.flax_path), dtype=np.float32)
+        if rule.layer is not None:  # scanned layers: this tensor is one slice of the stack
+            value = value[rule.layer]
         out[rule.hf_name] = np.ascontiguousarray(rule.transform.to_torch(value, config))
     return out
 

@@ -7,7 +7,9 @@ an architecture up instead of branching on types, so adding one is adding one fi
 
 The HF name table is a list of ``Rule``s: one HF tensor name, one path in the Flax parameter
 tree, and a ``Transform`` whose ``to_flax``/``to_torch`` are exact inverses, so import and
-export share one table.
+export share one table. A model with ``scan_layers`` keeps each layer parameter as ONE array
+stacked over the layers (leading ``layers`` axis); its rules say which slice of that array an HF
+tensor is (``Rule.layer``), so import stacks and export unstacks (``per_layer``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,24 @@ class Rule:
     hf_name: str
     flax_path: tuple[str, ...]
     transform: Transform = IDENTITY
+    # scanned layers: the Flax array at flax_path is [num_layers, ...] and this HF tensor is
+    # slice [layer] of it (transform applies to the slice)
+    layer: int | None = None
+
+
+def per_layer(
+    rules: list[Rule], index: int, scanned: bool, layer_path: tuple[str, ...], stack_name: str
+) -> list[Rule]:
+    """The rules of layer ``index``, written against ``layer_path`` (``(..., "layer_3")``). With
+    ``scanned``, the layer's parameters live under ``stack_name`` (the ``nn.scan`` module),
+    stacked on a leading axis: each rule then names slice ``index`` of that stack."""
+    if not scanned:
+        return rules
+    depth = len(layer_path)
+    stack = (*layer_path[:-1], stack_name)
+    return [
+        dataclasses.replace(r, flax_path=(*stack, *r.flax_path[depth:]), layer=index) for r in rules
+    ]
 
 
 def linear_rules(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 # bias_fn(q_pos [Lq] int32, k_pos [Lk] int32) -> [heads, Lq, Lk] float32
 BiasFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -85,6 +86,7 @@ def t5_relative_position_bucket(
 def t5_bias_fn(table: jax.Array, *, bidirectional: bool = True, max_distance: int = 128) -> BiasFn:
     """Bias from a learned ``[num_buckets, heads]`` table, looked up for the actual positions."""
     num_buckets = table.shape[0]
+    table = jnp.asarray(table)  # host numpy weights cannot be indexed by traced buckets
 
     def bias_fn(q_pos: jax.Array, k_pos: jax.Array) -> jax.Array:
         relative = k_pos[None, :] - q_pos[:, None]  # [Lq, Lk]
@@ -125,9 +127,10 @@ def dot_product_attention(
       bias_fn: position bias, evaluated on the actual positions (see module docstring).
       scale: logit scale; ``1/sqrt(head_dim)`` by default (T5 passes 1.0).
       implementation: ``dense`` (reference; materialises ``[B, heads, Lq, Lk]``), ``chunked``
-        (online softmax over key chunks, ``O(L * chunk)`` memory), ``auto`` (chunked when the
-        key length exceeds ``chunk_threshold``), or ``cudnn`` / ``xla`` (jax.nn's fused
-        attention, for accelerators). Attention dropout needs the full probability matrix, so
+        (online softmax over key chunks, ``O(L * chunk)`` memory), ``flash`` (the Pallas TPU
+        flash-attention kernel; TPU only, or Pallas interpret mode), ``auto`` (chunked when the
+        key length exceeds ``chunk_threshold``, else dense: ``auto_implementation``), or
+        ``cudnn`` / ``xla`` (jax.nn's fused attention, for accelerators). Attention dropout needs the full probability matrix, so
         it runs on the dense path only; asking for it on another path is an error.
 
     Returns:
@@ -136,9 +139,12 @@ def dot_product_attention(
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1])
     if implementation == "auto":
-        implementation = "chunked" if key.shape[1] > chunk_threshold else "dense"
-    if implementation not in ("dense", "chunked", "cudnn", "xla"):
-        raise ValueError(f"unknown attention implementation {implementation!r}")
+        implementation = auto_implementation(key.shape[1], chunk_threshold)
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"unknown attention implementation {implementation!r}; use one of "
+            f"{', '.join(('auto', *IMPLEMENTATIONS))}"
+        )
     if segment_ids is None:
         segment_ids = jnp.ones(query.shape[:2], jnp.int32)
     use_dropout = dropout_rate > 0.0 and dropout_rng is not None
@@ -152,6 +158,8 @@ def dot_product_attention(
         return _chunked_attention(query, key, value, segment_ids, bias_fn, scale, chunk_size)
     if implementation in ("cudnn", "xla"):
         return _fused_attention(query, key, value, segment_ids, bias_fn, scale, implementation)
+    if implementation == "flash":
+        return _flash_attention(query, key, value, segment_ids, bias_fn, scale)
     # Heads-major operands ([B, heads, L, head_dim]): on CPU, XLA runs both einsums as plain
     # batched matmuls then, several times faster than with the [B, L, heads, head_dim] layout.
     query, key, value = (jnp.swapaxes(x, 1, 2) for x in (query, key, value))
@@ -168,6 +176,22 @@ def dot_product_attention(
         probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
     out = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(value.dtype), value)
     return jnp.swapaxes(out, 1, 2).astype(query.dtype)
+
+
+IMPLEMENTATIONS = ("dense", "chunked", "flash", "cudnn", "xla")
+
+
+def auto_implementation(key_length: int, chunk_threshold: int = 2048) -> str:
+    """What ``implementation="auto"`` runs: dense up to ``chunk_threshold`` keys, chunked above,
+    on every backend, TPU included.
+
+    Compiled for TPU (benchmarks/RESULTS.md, v5e-16): the Pallas flash kernel takes the
+    position bias as a dense ``[B, heads, L, L]`` operand and returns its gradient in that
+    shape, so with ALiBi it needed slightly more memory than the dense path for the v2-base
+    pairs step at 512 tokens (3.82 vs 3.68 GiB of temporaries per chip) and five times the
+    chunked path's for a v2-base forward over 8192-token rows (2.06 vs 0.42 GiB). Flash pays
+    off only once the bias is computed inside the kernel."""
+    return "chunked" if key_length > chunk_threshold else "dense"
 
 
 def segment_mask(q_segments: jax.Array, k_segments: jax.Array | None = None) -> jax.Array:
@@ -273,3 +297,77 @@ def _chunked_attention(query, key, value, segment_ids, bias_fn, scale, chunk_siz
     )
     out = accumulator / total[..., None]
     return jnp.swapaxes(out, 1, 2).astype(query.dtype)
+
+
+def _flash_attention(query, key, value, segment_ids, bias_fn, scale):
+    """The Pallas TPU flash-attention kernel (``jax.experimental.pallas.ops.tpu``).
+
+    Its segment mask lets a query attend the keys of EQUAL id, so our ids pass as they are:
+    a real token (id > 0) never meets a padding key (id 0), and a padding query attends the
+    padding keys (itself at least, so no row is empty; nothing reads it). The kernel adds the
+    bias ``ab`` BEFORE multiplying by ``sm_scale``: ``ab`` is the bias divided by ``scale``.
+    It takes ``ab`` as a dense ``[B, heads, Lq, Lk]`` array (and differentiates it in the
+    same shape): the cost of this path with a position bias."""
+    # Optional: the Pallas TPU kernels are imported only on this path.
+    from jax.experimental.pallas.ops.tpu import flash_attention as pallas_flash
+
+    batch, length, heads, _ = query.shape
+    # The kernel works in blocks of 128 keys: pad to a multiple with padding tokens (id 0),
+    # which no real query attends, and drop the padded queries' outputs.
+    pad = -length % 128
+    if pad:
+        query, key, value = (
+            jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (query, key, value)
+        )
+        segment_ids = jnp.pad(segment_ids, ((0, 0), (0, pad)))
+    padded = length + pad
+    query, key, value = (jnp.swapaxes(x, 1, 2) for x in (query, key, value))  # [B, h, L, d]
+    ab = None
+    if bias_fn is not None:
+        positions = jnp.arange(padded, dtype=jnp.int32)
+        bias = bias_fn(positions, positions) / scale  # [heads, L, L]
+        ab = jnp.broadcast_to(bias.astype(query.dtype)[None], (batch, heads, padded, padded))
+    ids = segment_ids.astype(jnp.int32)
+    block = 128
+    sizes = pallas_flash.BlockSizes(
+        block_q=block,
+        block_k_major=block,
+        block_k=block,
+        block_b=1,
+        block_q_major_dkv=block,
+        block_k_major_dkv=block,
+        block_k_dkv=block,
+        block_q_dkv=block,
+        block_k_major_dq=block,
+        block_k_dq=block,
+        block_q_dq=block,
+    )
+
+    def kernel(q, k, v, ids, *bias):
+        return pallas_flash.flash_attention(
+            q,
+            k,
+            v,
+            ab=bias[0] if bias else None,
+            segment_ids=pallas_flash.SegmentIds(q=ids, kv=ids),
+            sm_scale=float(scale),
+            block_sizes=sizes,
+        )
+
+    args = (query, key, value, ids, *(() if ab is None else (ab,)))
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or mesh.size == 1:
+        out = kernel(*args)
+    else:
+        # XLA cannot partition a Mosaic kernel: each device runs it on its own rows (and heads,
+        # under tensor parallelism). The axis names are those of jina_jax.sharding's mesh.
+        batch_axes = tuple(a for a in ("data", "fsdp") if mesh.shape.get(a, 1) > 1)
+        rows = batch_axes if batch % math.prod(mesh.shape[a] for a in batch_axes) == 0 else None
+        tensor = mesh.shape.get("tensor", 1)
+        head_axis = "tensor" if tensor > 1 and heads % tensor == 0 else None
+        spec = P(rows or None, head_axis, None, None)  # q, k, v, ab: [B, heads, L, *]
+        in_specs = (spec, spec, spec, P(rows or None, None), *((spec,) if ab is not None else ()))
+        out = jax.shard_map(kernel, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)(
+            *args
+        )
+    return jnp.swapaxes(out, 1, 2)[:, :length].astype(query.dtype)

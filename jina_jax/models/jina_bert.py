@@ -23,9 +23,17 @@ from jina_jax.models.architecture import (
     linear_from_heads,
     linear_rules,
     linear_to_heads,
+    per_layer,
 )
 from jina_jax.models.attention import alibi_bias_fn, text_segments
-from jina_jax.models.layers import Dense, Embed, LayerNorm, SelfAttention, activation
+from jina_jax.models.layers import (
+    Dense,
+    Embed,
+    LayerNorm,
+    SelfAttention,
+    activation,
+    stack_layers,
+)
 
 FEED_FORWARD_TYPES = ("original", "geglu", "reglu")
 POSITION_EMBEDDING_TYPES = ("alibi", "absolute")
@@ -50,10 +58,14 @@ class BertConfig:
     pad_token_id: int = 0
     add_pooler: bool = True
     dtype: str = "float32"  # compute dtype; parameters and pooling stay float32
-    attention_impl: str = "auto"  # dense | chunked | auto
+    attention_impl: str = "auto"  # auto | dense | chunked | flash (Pallas, TPU) | cudnn | xla
     attention_chunk_size: int = 512
     attention_chunk_threshold: int = 2048
     remat: bool = False
+    # One nn.scan over the layers: parameters stacked on a leading "layers" axis, one layer body
+    # to compile (compile time flat in depth). Checkpoints differ in layout from unscanned ones;
+    # the HF import/export maps both.
+    scan_layers: bool = False
     arch: str = "bert"
 
     def __post_init__(self):
@@ -176,7 +188,8 @@ class BertLayer(nn.Module):
         x = LayerNorm(cfg.layer_norm_eps, dtype=dtype, name="attention_norm")(x + attended)
         h = BertFeedForward(cfg, name="mlp")(x, deterministic)
         h = nn.Dropout(cfg.hidden_dropout)(h, deterministic=deterministic)
-        return LayerNorm(cfg.layer_norm_eps, dtype=dtype, name="mlp_norm")(x + h)
+        x = LayerNorm(cfg.layer_norm_eps, dtype=dtype, name="mlp_norm")(x + h)
+        return (x, None) if cfg.scan_layers else x  # nn.scan's (carry, output)
 
 
 class BertEncoder(nn.Module):
@@ -187,8 +200,11 @@ class BertEncoder(nn.Module):
     def setup(self):
         cfg = self.config
         self.embeddings = BertEmbeddings(cfg)
-        layer_cls = nn.remat(BertLayer, static_argnums=(3,)) if cfg.remat else BertLayer
-        self.layers = [layer_cls(cfg, name=f"layer_{i}") for i in range(cfg.num_layers)]
+        layer_cls = stack_layers(BertLayer, cfg, broadcast_args=2)
+        if cfg.scan_layers:
+            self.layers = layer_cls(cfg)  # params "layers/...": [num_layers, ...]
+        else:
+            self.layers = [layer_cls(cfg, name=f"layer_{i}") for i in range(cfg.num_layers)]
         if cfg.add_pooler:
             self.pooler = Dense(
                 cfg.hidden_size,
@@ -214,8 +230,11 @@ class BertEncoder(nn.Module):
             token_type_ids = jnp.zeros_like(input_ids)
         segments = text_segments(input_ids, attention_mask, segment_ids)
         x = self.embeddings(input_ids, token_type_ids, deterministic, position_ids)
-        for layer in self.layers:
-            x = layer(x, segments, deterministic)
+        if self.config.scan_layers:
+            x, _ = self.layers(x, segments, deterministic)
+        else:
+            for layer in self.layers:
+                x = layer(x, segments, deterministic)
         outputs = {"last_hidden_state": x}
         if self.config.add_pooler:
             outputs["pooler_output"] = jnp.tanh(self.pooler(x[:, 0]))
@@ -317,32 +336,41 @@ def bert_rules(
             )
         )
     for i in range(config.num_layers):
-        hf, fl = f"{p}encoder.layer.{i}", (*f, f"layer_{i}")
-        for name in ("query", "key", "value"):
-            rules += linear_rules(
-                f"{hf}.attention.self.{name}",
-                (*fl, "attention", name),
-                kernel_transform=QKV_KERNEL,
-                bias_transform=QKV_BIAS,
-            )
-        rules += linear_rules(
-            f"{hf}.attention.output.dense",
-            (*fl, "attention", "output"),
-            kernel_transform=OUTPUT_KERNEL,
+        rules += per_layer(
+            _layer_rules(config, f"{p}encoder.layer.{i}", (*f, f"layer_{i}")),
+            i,
+            config.scan_layers,
+            (*f, f"layer_{i}"),
+            "layers",
         )
-        rules += layer_norm_rules(f"{hf}.attention.output.LayerNorm", (*fl, "attention_norm"))
-        if config.feed_forward_type == "original":
-            rules += linear_rules(f"{hf}.intermediate.dense", (*fl, "mlp", "intermediate"))
-            rules += linear_rules(f"{hf}.output.dense", (*fl, "mlp", "wo"))
-            rules += layer_norm_rules(f"{hf}.output.LayerNorm", (*fl, "mlp_norm"))
-        else:
-            rules += linear_rules(
-                f"{hf}.mlp.gated_layers", (*fl, "mlp", "gated_layers"), bias=False
-            )
-            rules += linear_rules(f"{hf}.mlp.wo", (*fl, "mlp", "wo"))
-            rules += layer_norm_rules(f"{hf}.mlp.layernorm", (*fl, "mlp_norm"))
     if config.add_pooler:
         rules += linear_rules(f"{p}pooler.dense", (*f, "pooler"), kernel_transform=LINEAR)
+    return rules
+
+
+def _layer_rules(config: BertConfig, hf: str, fl: tuple[str, ...]) -> list[Rule]:
+    rules: list[Rule] = []
+    for name in ("query", "key", "value"):
+        rules += linear_rules(
+            f"{hf}.attention.self.{name}",
+            (*fl, "attention", name),
+            kernel_transform=QKV_KERNEL,
+            bias_transform=QKV_BIAS,
+        )
+    rules += linear_rules(
+        f"{hf}.attention.output.dense",
+        (*fl, "attention", "output"),
+        kernel_transform=OUTPUT_KERNEL,
+    )
+    rules += layer_norm_rules(f"{hf}.attention.output.LayerNorm", (*fl, "attention_norm"))
+    if config.feed_forward_type == "original":
+        rules += linear_rules(f"{hf}.intermediate.dense", (*fl, "mlp", "intermediate"))
+        rules += linear_rules(f"{hf}.output.dense", (*fl, "mlp", "wo"))
+        rules += layer_norm_rules(f"{hf}.output.LayerNorm", (*fl, "mlp_norm"))
+    else:
+        rules += linear_rules(f"{hf}.mlp.gated_layers", (*fl, "mlp", "gated_layers"), bias=False)
+        rules += linear_rules(f"{hf}.mlp.wo", (*fl, "mlp", "wo"))
+        rules += layer_norm_rules(f"{hf}.mlp.layernorm", (*fl, "mlp_norm"))
     return rules
 
 

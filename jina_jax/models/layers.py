@@ -190,3 +190,31 @@ class SelfAttention(nn.Module):
             dtype=self.dtype,
             name="output",
         )(context)
+
+
+def stack_layers(layer_cls: type[nn.Module], config, broadcast_args: int) -> type[nn.Module]:
+    """The layer class an encoder instantiates, from a layer whose call is ``(x, *shared,
+    deterministic)`` with ``broadcast_args`` arguments after ``x`` (``deterministic`` last).
+
+    ``config.remat``: activations recomputed in the backward pass (``nn.remat``).
+    ``config.scan_layers``: ONE module that runs ``config.num_layers`` copies under
+    ``nn.scan`` (MaxText's ``scan_layers``): the layer is traced and compiled once, whatever the
+    depth, and every parameter is stacked on a leading axis named ``layers`` (replicated by the
+    sharding rules). The layer must then return ``(x, None)``.
+    """
+    if config.remat:
+        layer_cls = nn.remat(
+            layer_cls,
+            static_argnums=(broadcast_args + 1,),  # deterministic (self is argument 0)
+            prevent_cse=not config.scan_layers,  # scan already keeps the remat boundaries
+        )
+    if not config.scan_layers:
+        return layer_cls
+    return nn.scan(
+        layer_cls,
+        variable_axes={"params": 0},
+        split_rngs={"params": True, "dropout": True},
+        in_axes=(nn.broadcast,) * broadcast_args,
+        length=config.num_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )

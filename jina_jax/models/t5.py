@@ -19,9 +19,18 @@ from jina_jax.models.architecture import (
     linear_from_heads,
     linear_rules,
     linear_to_heads,
+    per_layer,
 )
 from jina_jax.models.attention import t5_bias_fn, text_segments
-from jina_jax.models.layers import Dense, Embed, RMSNorm, SelfAttention, activation, partitioned
+from jina_jax.models.layers import (
+    Dense,
+    Embed,
+    RMSNorm,
+    SelfAttention,
+    activation,
+    partitioned,
+    stack_layers,
+)
 
 FEED_FORWARD_PROJ = ("relu", "gated-gelu", "gated-relu", "gelu")
 
@@ -47,6 +56,8 @@ class T5Config:
     attention_chunk_size: int = 512
     attention_chunk_threshold: int = 2048
     remat: bool = False
+    # nn.scan over the blocks (see BertConfig.scan_layers): stacked parameters, "blocks/...".
+    scan_layers: bool = False
     arch: str = "t5"
 
     def __post_init__(self):
@@ -130,7 +141,8 @@ class T5Block(nn.Module):
         x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
         h = RMSNorm(cfg.layer_norm_epsilon, dtype=dtype, name="mlp_norm")(x)
         h = T5FeedForward(cfg, name="mlp")(h, deterministic)
-        return x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
+        x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
+        return (x, None) if cfg.scan_layers else x  # nn.scan's (carry, output)
 
 
 class T5Encoder(nn.Module):
@@ -166,9 +178,12 @@ class T5Encoder(nn.Module):
             ),
             (cfg.relative_attention_num_buckets, cfg.num_heads),
         )  # [buckets, heads], shared by every layer
-        block_cls = nn.remat(T5Block, static_argnums=(4,)) if cfg.remat else T5Block
-        for i in range(cfg.num_layers):
-            x = block_cls(cfg, name=f"block_{i}")(x, segments, table, deterministic)
+        block_cls = stack_layers(T5Block, cfg, broadcast_args=3)
+        if cfg.scan_layers:
+            x, _ = block_cls(cfg, name="blocks")(x, segments, table, deterministic)
+        else:
+            for i in range(cfg.num_layers):
+                x = block_cls(cfg, name=f"block_{i}")(x, segments, table, deterministic)
         x = RMSNorm(cfg.layer_norm_epsilon, dtype=dtype, name="final_layer_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         return {"last_hidden_state": x}
@@ -198,25 +213,33 @@ def hf_rules(config: T5Config, *, mlm: bool = False) -> list[Rule]:
         Rule("encoder.final_layer_norm.weight", ("final_layer_norm", "scale")),
     ]
     for i in range(config.num_layers):
-        hf, fl = f"encoder.block.{i}", (f"block_{i}",)
-        for hf_name, name in (("q", "query"), ("k", "key"), ("v", "value")):
-            rules += linear_rules(
-                f"{hf}.layer.0.SelfAttention.{hf_name}",
-                (*fl, "attention", name),
-                bias=False,
-                kernel_transform=QKV_KERNEL,
-            )
-        rules += linear_rules(
-            f"{hf}.layer.0.SelfAttention.o",
-            (*fl, "attention", "output"),
-            bias=False,
-            kernel_transform=OUTPUT_KERNEL,
+        rules += per_layer(
+            _block_rules(config, i), i, config.scan_layers, (f"block_{i}",), "blocks"
         )
-        rules.append(Rule(f"{hf}.layer.0.layer_norm.weight", (*fl, "attention_norm", "scale")))
-        wis = ("wi_0", "wi_1") if config.is_gated else ("wi",)
-        for wi in (*wis, "wo"):
-            rules += linear_rules(f"{hf}.layer.1.DenseReluDense.{wi}", (*fl, "mlp", wi), bias=False)
-        rules.append(Rule(f"{hf}.layer.1.layer_norm.weight", (*fl, "mlp_norm", "scale")))
+    return rules
+
+
+def _block_rules(config: T5Config, i: int) -> list[Rule]:
+    hf, fl = f"encoder.block.{i}", (f"block_{i}",)
+    rules: list[Rule] = []
+    for hf_name, name in (("q", "query"), ("k", "key"), ("v", "value")):
+        rules += linear_rules(
+            f"{hf}.layer.0.SelfAttention.{hf_name}",
+            (*fl, "attention", name),
+            bias=False,
+            kernel_transform=QKV_KERNEL,
+        )
+    rules += linear_rules(
+        f"{hf}.layer.0.SelfAttention.o",
+        (*fl, "attention", "output"),
+        bias=False,
+        kernel_transform=OUTPUT_KERNEL,
+    )
+    rules.append(Rule(f"{hf}.layer.0.layer_norm.weight", (*fl, "attention_norm", "scale")))
+    wis = ("wi_0", "wi_1") if config.is_gated else ("wi",)
+    for wi in (*wis, "wo"):
+        rules += linear_rules(f"{hf}.layer.1.DenseReluDense.{wi}", (*fl, "mlp", wi), bias=False)
+    rules.append(Rule(f"{hf}.layer.1.layer_norm.weight", (*fl, "mlp_norm", "scale")))
     return rules
 
 

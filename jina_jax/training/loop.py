@@ -29,6 +29,7 @@ from jina_jax import sharding as shd
 from jina_jax import storage
 from jina_jax.data.pipeline import BatchIterator
 from jina_jax.errors import CheckpointMismatchError
+from jina_jax.training import memory
 from jina_jax.training.checkpointing import TrainCheckpointer
 from jina_jax.training.metrics import MetricWriter, peak_flops
 from jina_jax.training.optim import make_optimizer
@@ -239,7 +240,7 @@ def train_stage(
                 jitted = jit_train_step(step_fn, state)
                 with jax.set_mesh(mesh):
                     compiled[signature] = jitted.lower(state, batch, key).compile()
-                _log_memory(compiled[signature], signature)
+                _log_memory(compiled[signature], signature, mesh.devices.flat[0])
             state, metrics = compiled[signature](state, batch, key)
             pending.append((step, dataset, metrics))
             window.add(objective, host_batch)
@@ -314,27 +315,16 @@ def _drain(pending, window: _Window, peak, writer, step) -> dict:
     return scalars
 
 
-def _log_memory(compiled, signature) -> None:
-    try:
-        memory = compiled.memory_analysis()
-    except Exception:  # not every backend reports it
-        memory = None
-    if memory is None:
+def _log_memory(compiled, signature, device: jax.Device) -> None:
+    """XLA's per-device memory of the compiled step, and whether it fits ``device`` (MaxText
+    logs the same before step 1): a step that does not fit is a warning naming the shortfall."""
+    use = memory.MemoryUse.of(compiled)
+    if use is None:
         log.info("compiled step for %s (no memory analysis on this backend)", signature)
         return
-    fields = (
-        "argument_size_in_bytes",
-        "output_size_in_bytes",
-        "temp_size_in_bytes",
-        "generated_code_size_in_bytes",
-    )
-    sizes = {f: getattr(memory, f, None) for f in fields}
-    log.info(
-        "compiled step for %s; memory: %s",
-        signature,
-        ", ".join(
-            f"{k.removesuffix('_size_in_bytes')}={v / 2**20:.1f} MiB"
-            for k, v in sizes.items()
-            if v is not None
-        ),
+    capacity = memory.device_memory_limit(device)
+    line = memory.verdict(use, capacity)
+    level = logging.INFO if memory.fits(use, capacity) else logging.WARNING
+    log.log(
+        level, "compiled step for %s; memory per device: %s; %s", signature, use.summary(), line
     )

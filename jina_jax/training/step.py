@@ -113,18 +113,27 @@ def grad_cache_gradients(
     chunks = tuple(chunk_rows(batch[key], chunk, shards, batch_axes) for key in ROW_KEYS)
     index = jnp.arange(chunks[0].shape[0])
 
+    def spread(texts):
+        """Text embeddings ``[N, D]`` split over the batch shards: a chunk's pooled texts
+        are then reduce-scattered, not all-reduced, and no device holds all N of them."""
+        if batch_axes and num_texts % shards == 0:
+            return jax.lax.with_sharding_constraint(texts, P(batch_axes, None))
+        return texts
+
     def embed(p, i, ids, segments, positions):
         key = jax.random.fold_in(rng, i)
-        return objective.embed_rows(p, ids, segments, positions, num_texts, key, True)
+        return spread(objective.embed_rows(p, ids, segments, positions, num_texts, key, True))
 
     def forward(total, xs):
         return total + jax.lax.stop_gradient(embed(params, *xs)), None
 
     width = objective.model.hidden_size
-    texts, _ = jax.lax.scan(forward, jnp.zeros((num_texts, width), jnp.float32), (index, *chunks))
+    start = spread(jnp.zeros((num_texts, width), jnp.float32))
+    texts, _ = jax.lax.scan(forward, start, (index, *chunks))
     (loss, metrics), grad_texts = jax.value_and_grad(objective.loss_from_embeddings, has_aux=True)(
         texts, batch
     )
+    grad_texts = spread(grad_texts)
 
     def pull_back(grads, xs):
         _, vjp = jax.vjp(lambda p: embed(p, *xs), params)

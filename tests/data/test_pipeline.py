@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from jina_jax.data.masking import IGNORE_INDEX
-from jina_jax.data.pipeline import BatchIterator, MLMBatches, PairBatches, one_per_row
+from jina_jax.data.pipeline import (
+    BatchIterator,
+    MLMBatches,
+    PairBatches,
+    one_per_row,
+    pack_sequences,
+    packed_row_count,
+)
 from jina_jax.data.records import PairRecord
 from jina_jax.data.sampler import DatasetSpec
 from jina_jax.tokenization import load_tokenizer
@@ -234,3 +241,17 @@ def test_mlm_hosts_read_their_own_documents(real_sentences, tokenizer):
                 for row, segments in zip(whole[key], whole["segments"])
             }
             assert by_doc == expected, key
+
+
+def test_packed_row_count_equals_packing():
+    """The worst-case row count (``jina_jax.aot``) without building the rows: random length
+    groups against ``pack_sequences``'s own row use, and the v2 pod batch by hand."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        length = int(rng.integers(8, 80))
+        counts = {int(rng.integers(1, length + 1)): int(rng.integers(1, 30)) for _ in range(3)}
+        texts = [np.ones(n, np.int32) for n, c in counts.items() for _ in range(c)]
+        used = int((pack_sequences(texts, length, 0, 1, 1 << 20)["segments"].max(1) > 0).sum())
+        assert packed_row_count(counts, length) == used, (counts, length)
+    # 4096 positives of 512 tokens fill a row each; 4096 queries of 64 go 8 to a row
+    assert packed_row_count({64: 4096, 512: 4096}, 512) == 4096 + 512

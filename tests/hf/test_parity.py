@@ -162,3 +162,102 @@ def test_jina_bert_round_trip(tmp_path, heads, ff):
     _assert_close_on_real_tokens(
         _torch_hidden(back, ids, mask), _torch_hidden(ref, ids, mask), mask
     )
+
+
+def _source(tmp_path, kind: str):
+    """A random torch model of ``kind`` saved with save_pretrained: (model, folder, vocab)."""
+    torch.manual_seed(3)
+    src = tmp_path / kind
+    if kind == "bert":
+        vocab = 120
+        ref = BertModel(
+            BertConfig(
+                vocab_size=vocab,
+                hidden_size=32,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                intermediate_size=48,
+                max_position_embeddings=64,
+            )
+        )
+        ref.save_pretrained(src)
+    elif kind == "t5":
+        vocab = 110
+        ref = T5EncoderModel(
+            T5Config(
+                vocab_size=vocab,
+                d_model=32,
+                d_kv=8,
+                d_ff=40,
+                num_layers=3,
+                num_heads=4,
+                feed_forward_proj="gated-gelu",
+                relative_attention_num_buckets=8,
+                relative_attention_max_distance=20,
+            )
+        )
+        ref.save_pretrained(src)
+    else:
+        from jina_jax.hf.remote_code import copy_remote_code
+
+        vocab = 130
+        src.mkdir()
+        hf_config = {
+            "architectures": ["JinaBertModel"],
+            "model_type": "bert",
+            "auto_map": copy_remote_code(src),
+            "vocab_size": vocab,
+            "hidden_size": 32,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "intermediate_size": 40,
+            "hidden_act": "gelu",
+            "feed_forward_type": "geglu",
+            "position_embedding_type": "alibi",
+            "max_position_embeddings": 8192,
+            "attention_probs_dropout_prob": 0.0,
+            "emb_pooler": "mean",
+        }
+        (src / "config.json").write_text(json.dumps(hf_config))
+        ref = AutoModel.from_config(
+            AutoConfig.from_pretrained(src, trust_remote_code=True), trust_remote_code=True
+        )
+        ref.save_pretrained(src)
+    _write_vocab(src, vocab)
+    return ref, src, vocab
+
+
+@pytest.mark.parametrize("kind", ["bert", "jina_bert", "t5"])
+def test_scanned_layers_round_trip(tmp_path, kind):
+    """The same HF folder loaded with ``scan_layers=True`` (every layer parameter one array
+    stacked over the layers) encodes as the unscanned model, and exports the same tensors."""
+    from jina_jax.hf.io import params_to_hf, read_safetensors
+
+    ref, src, vocab = _source(tmp_path, kind)
+    plain = load_hf(src)
+    scanned = load_hf(src, scan_layers=True)
+    stack = "blocks" if kind == "t5" else "layers"
+    assert stack in scanned.params and not any(
+        k.startswith(("layer_", "block_")) for k in scanned.params
+    )
+    assert scanned.params[stack]["attention"]["query"]["kernel"].shape[0] == 3
+    ids, mask = _batch(vocab, seed=4)
+    hidden = _jax_hidden(scanned, ids, mask)
+    keep = mask.astype(bool)
+    assert np.abs(hidden[keep] - _jax_hidden(plain, ids, mask)[keep]).max() <= 1e-5
+    _assert_close_on_real_tokens(hidden, _torch_hidden(ref, ids, mask), mask)
+
+    exported = params_to_hf(scanned.params, scanned.config)
+    original = read_safetensors(src)
+    assert set(exported) <= set(original)
+    for name, tensor in exported.items():
+        np.testing.assert_array_equal(tensor, original[name], err_msg=name)
+    out = save_hf(scanned, tmp_path / "export")
+    back = (
+        AutoModel.from_pretrained(out, trust_remote_code=True)
+        if kind == "jina_bert"
+        else type(ref).from_pretrained(out)
+    )
+    _assert_close_on_real_tokens(
+        _torch_hidden(back, ids, mask), _torch_hidden(ref, ids, mask), mask
+    )
