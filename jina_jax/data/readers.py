@@ -177,8 +177,11 @@ def _raw_lines(f, max_bytes: int) -> Iterator[bytes | None]:
     Mac files), without their line end; None for a line longer than ``max_bytes``, whose bytes
     are dropped as they come, so memory stays bounded by a read block plus ``max_bytes``."""
     buffer, pos, skipping = b"", 0, False
+    # read1: what is at hand, so that a stream cut short (a truncated gzip) still yields every
+    # complete line before the cut
+    read = getattr(f, "read1", f.read)
     while True:
-        block = f.read(1 << 20)
+        block = read(1 << 20)
         buffer, pos = buffer[pos:] + block, 0
         while True:
             end = _LINE_END.search(buffer, pos)

@@ -42,9 +42,8 @@ PathLike = str | os.PathLike
 
 
 def read_safetensors(folder: PathLike) -> dict[str, np.ndarray]:
-    """All tensors of ``model.safetensors`` or of the shards named in its index, as float32
-    numpy. A damaged file, a tensor that is not floating point, or one holding NaN or infinity is
-    an error naming the file and the tensor."""
+    """All tensors of ``model.safetensors`` or of the shards named in its index, as numpy (float
+    tensors as float32). A damaged file is an error naming the file and what is wrong."""
     folder = pathlib.Path(folder)
     index = folder / "model.safetensors.index.json"
     if index.exists():
@@ -69,20 +68,8 @@ def read_safetensors(folder: PathLike) -> dict[str, np.ndarray]:
             with safe_open(str(path), framework="flax") as f:
                 for key in f.keys():
                     value = np.asarray(f.get_tensor(key))
-                    if (
-                        not np.issubdtype(value.dtype, np.floating)
-                        and value.dtype.name != "bfloat16"
-                    ):
-                        raise CheckpointError(
-                            f"{path}: tensor {key} has dtype {value.dtype}; model weights are "
-                            "floating point"
-                        )
-                    value = value.astype(np.float32)
-                    if not np.all(np.isfinite(value)):
-                        bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
-                        raise CheckpointError(
-                            f"{path}: tensor {key} holds {bad} NaN or infinite values"
-                        )
+                    if np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16":
+                        value = value.astype(np.float32)
                     tensors[key] = value
         except CheckpointError:
             raise
@@ -189,7 +176,14 @@ def params_from_hf(
                 f"tensor {rule.hf_name} has shape {tuple(got)}, the model expects {tuple(expected_hf)}"
             )
             continue
-        value = rule.transform.to_flax(tensors[rule.hf_name], config)
+        tensor = tensors[rule.hf_name]
+        if not np.issubdtype(tensor.dtype, np.floating):
+            problems.append(f"tensor {rule.hf_name} has dtype {tensor.dtype}, not floating point")
+            continue
+        if not np.all(np.isfinite(tensor)):
+            problems.append(f"tensor {rule.hf_name} holds NaN or infinite values")
+            continue
+        value = rule.transform.to_flax(tensor, config)
         _set(params, rule.flax_path, np.ascontiguousarray(value, dtype=np.float32))
     if problems:
         raise CheckpointMismatchError(f"{source}: " + "; ".join(problems))
@@ -209,13 +203,14 @@ def params_to_hf(
 # --------------------------------------------------------------------------- folders
 
 
-def _read_json(path: pathlib.Path) -> dict:
+def _read_json(path: pathlib.Path, expect: type = dict):
     try:
         value = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: invalid JSON ({e})") from e
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: holds a JSON {type(value).__name__}, not an object")
+    if not isinstance(value, expect):
+        want = "an object" if expect is dict else "a list"
+        raise CheckpointError(f"{path}: holds a JSON {type(value).__name__}, not {want}")
     return value
 
 
@@ -265,7 +260,7 @@ def _sentence_transformers_info(folder: pathlib.Path) -> dict[str, Any]:
     modules_file = folder / "modules.json"
     if not modules_file.exists():
         return info
-    for module in _read_json(modules_file):
+    for module in _read_json(modules_file, list):
         kind = module.get("type", "")
         if kind.endswith("Pooling"):
             pooling = _read_json(folder / module["path"] / "config.json")
