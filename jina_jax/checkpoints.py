@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from jina_jax import storage
-from jina_jax.errors import CheckpointMismatchError
+from jina_jax.errors import CheckpointError, CheckpointMismatchError
 from jina_jax.model import Model
 from jina_jax.models import config_from_dict, config_to_dict, init_params
 from jina_jax.tokenization import load_tokenizer
@@ -66,7 +66,14 @@ def write_model_spec(workdir: PathLike, model) -> None:
 
 
 def read_model_spec(workdir: PathLike) -> dict[str, Any]:
-    return storage.read_json(storage.as_path(workdir) / MODEL_FILE)
+    path = storage.as_path(workdir) / MODEL_FILE
+    try:
+        spec = storage.read_json(path)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from e
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise CheckpointError(f"{path}: not a model spec (no config object)")
+    return spec
 
 
 def abstract_params(config) -> Any:
@@ -113,6 +120,12 @@ def check_params_match(params, config, source: str) -> None:
         for k, v in flat_expected.items()
         if k in flat_got and tuple(flat_got[k]) != tuple(v)
     ]
+    for path, value in jax.tree_util.tree_flatten_with_path(params)[0]:
+        value, name = np.asarray(value), jax.tree_util.keystr(path)
+        if not np.issubdtype(value.dtype, np.floating):
+            problems.append(f"{name} has dtype {value.dtype}, not floating point")
+        elif not np.all(np.isfinite(value)):
+            problems.append(f"{name} holds NaN or infinite values")
     if problems:
         raise CheckpointMismatchError(
             f"{source}: checkpoint does not match model.json: " + "; ".join(problems)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 from ml_collections import ConfigDict, config_dict
 
+from jina_jax.errors import ConfigError
 from jina_jax.models import ARCHITECTURES
 from jina_jax.sharding import DEFAULT_RULES
 
@@ -437,3 +439,148 @@ def stage_fingerprint(config: ConfigDict, stage: str) -> dict:
     out = {k: _plain(config[k]) for k in IDENTITY_KEYS if k in config}
     out["stages"] = blocks
     return json.loads(json.dumps(out, default=str))
+
+
+# --------------------------------------------------------------------------- validation
+
+KNOWN_STAGES = ("import", *STAGE_KINDS, "encode", "evaluate", "export", "verify_export")
+SCHEDULES = ("linear", "cosine", "constant")
+POOLINGS = ("mean", "cls")
+CONTRASTIVE_LOSSES = ("infonce", "v1")
+
+
+class _Checks:
+    """Collects every problem of a config, each naming the key and what is allowed."""
+
+    def __init__(self, config: ConfigDict):
+        self.config = config
+        self.problems: list[str] = []
+
+    def get(self, key: str):
+        node = self.config
+        for part in key.split("."):
+            node = node[part]
+        return node
+
+    def number(self, key: str, *, low=None, high=None, low_open=False, integer=False) -> None:
+        value = self.get(key)
+        kind = "an integer" if integer else "a number"
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            self.problems.append(f"{key}={value!r}: expected {kind}")
+            return
+        if value != value:  # NaN
+            self.problems.append(f"{key}={value!r}: expected {kind}")
+            return
+        bad_low = low is not None and (value <= low if low_open else value < low)
+        bad_high = high is not None and value > high
+        if bad_low or bad_high:
+            left = "(" if low_open else "["
+            lo = "-inf" if low is None else f"{low:g}"
+            hi = "inf" if high is None else f"{high:g}"
+            self.problems.append(f"{key}={value!r}: allowed range {left}{lo}, {hi}]")
+
+    def choice(self, key: str, allowed) -> None:
+        value = self.get(key)
+        if value not in allowed:
+            self.problems.append(f"{key}={value!r}: one of {', '.join(map(repr, allowed))}")
+
+
+def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
+    """Checks every value the stages will use, before anything runs or is written; raises one
+    ``ConfigError`` naming each bad key with what is allowed. ``batch_shards``: how many ways the
+    mesh splits a batch (global batch sizes must divide evenly)."""
+    check = _Checks(config)
+    stages = list(config.stages)
+    if not stages:
+        check.problems.append("stages is empty: list at least one stage")
+    for stage in stages:
+        if stage not in KNOWN_STAGES:
+            check.problems.append(
+                f"stages: unknown stage {stage!r}; known: {', '.join(KNOWN_STAGES)}"
+            )
+    check.number("seed", integer=True)
+    check.choice("pooling", POOLINGS)
+    check.number("max_length", low=1, integer=True)
+    check.number("data.max_raw_mb", low=0)
+    for axis, size in config.mesh.items():
+        if not isinstance(size, int) or (size != -1 and size < 1):
+            check.problems.append(f"mesh.{axis}={size!r}: a positive integer, or -1 (the rest)")
+    limit = _position_limit(config)
+    for stage in stages:
+        if stage not in STAGE_KINDS:
+            continue
+        p = f"{stage}."
+        check.number(p + "steps", low=1, integer=True)
+        check.number(p + "log_every", low=1, integer=True)
+        check.number(p + "prefetch", low=0, integer=True)
+        check.number(p + "checkpoint.every", low=1, integer=True)
+        check.number(p + "checkpoint.keep", low=1, integer=True)
+        o = p + "optimizer."
+        check.number(o + "lr", low=0)
+        check.number(o + "warmup_steps", low=0, integer=True)
+        check.choice(o + "schedule", SCHEDULES)
+        check.number(o + "end_lr_ratio", low=0, high=1)
+        check.number(o + "weight_decay", low=0)
+        check.number(o + "b1", low=0, high=1)
+        check.number(o + "b2", low=0, high=1)
+        check.number(o + "eps", low=0, low_open=True)
+        check.number(o + "clip_norm", low=0, low_open=True)
+        for pattern in config[stage].reinit:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                check.problems.append(f"{p}reinit: {pattern!r} is not a regular expression ({e})")
+        if stage == "mlm":
+            check.number(p + "batch_size", low=1, integer=True)
+            check.number(p + "max_length", low=4, high=limit, integer=True)
+            check.number(p + "mask_prob", low=0, high=1, low_open=True)
+            _divisible(check, p + "batch_size", batch_shards)
+            continue
+        check.number(p + "query_max_length", low=4, high=limit, integer=True)
+        check.number(p + "passage_max_length", low=4, high=limit, integer=True)
+        check.number(p + "pack_row_steps", low=1, integer=True)
+        steps = config[stage].pack_row_steps
+        if isinstance(steps, int) and steps >= 1 and steps & (steps - 1):
+            check.problems.append(f"{p}pack_row_steps={steps}: a power of two")
+        check.number(p + "grad_cache_chunk", low=0, integer=True)
+        check.choice(p + "loss", CONTRASTIVE_LOSSES)
+        check.number(p + "temperature", low=0, low_open=True)
+        check.number(p + "margin", low=0)
+        check.number(p + "triplet_weight", low=0)
+        check.number(p + "num_negatives", low=0, integer=True)
+        if config[stage].pack and config[stage].pad_to_max_length:
+            check.problems.append(f"{p}pack and {p}pad_to_max_length exclude each other")
+        if not config[stage].datasets:
+            check.problems.append(f"{p}datasets is empty: name at least one dataset")
+        for name in config[stage].datasets:
+            d = f"{p}datasets.{name}."
+            check.number(d + "batch_size", low=1, integer=True)
+            check.number(d + "scale", low=0, low_open=True)
+            if not str(check.get(d + "source")).strip():
+                check.problems.append(f"{d}source is empty")
+            _divisible(check, d + "batch_size", batch_shards)
+        chunk = config[stage].grad_cache_chunk
+        if isinstance(chunk, int) and chunk > 0 and chunk % batch_shards:
+            check.problems.append(
+                f"{p}grad_cache_chunk={chunk}: a multiple of the {batch_shards} batch shards "
+                "(each chunk takes rows from every shard)"
+            )
+    if check.problems:
+        raise ConfigError("bad config values: " + "; ".join(check.problems))
+
+
+def _divisible(check: _Checks, key: str, shards: int) -> None:
+    value = check.get(key)
+    if isinstance(value, int) and value >= 1 and value % shards:
+        check.problems.append(
+            f"{key}={value}: must be divisible by the {shards} batch shards of the mesh"
+        )
+
+
+def _position_limit(config: ConfigDict) -> int | None:
+    """The model's hard limit on sequence length (absolute positions), when the config sets it."""
+    model = config.model
+    if model.arch == "bert" and model.position_embedding_type == "absolute":
+        return model.max_position_embeddings or 512
+    return None

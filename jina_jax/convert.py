@@ -15,6 +15,7 @@ import sys
 import jax
 
 from jina_jax import checkpoints, storage
+from jina_jax.errors import EXPECTED, report
 from jina_jax.hf.io import load_hf
 from jina_jax.hf.local_models import resolve
 
@@ -23,6 +24,13 @@ def convert(hf_dir, out, *, overwrite: bool = False):
     """Writes the workdir ``out`` (local or ``gs://``); returns its path. Multi-host: every
     process saves the checkpoint (orbax coordinates the writes), process 0 writes the rest."""
     out = storage.as_path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; the converted model is a folder")
+    if out.exists() and any(out.iterdir()) and not (out / checkpoints.MODEL_FILE).exists():
+        raise FileExistsError(
+            f"--out {out} is not empty and is not a jina_jax model folder (no "
+            f"{checkpoints.MODEL_FILE}); give a new folder"
+        )
     if checkpoints.latest_step(out) is not None and not overwrite:
         raise FileExistsError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
     model = load_hf(resolve(hf_dir))
@@ -46,9 +54,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         out = convert(args.hf, args.out, overwrite=args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"convert: error: {e}", file=sys.stderr)
-        return 2
+    except (*EXPECTED, ValueError) as e:
+        return report("convert", e)
     print(f"wrote {out}")
     return 0
 

@@ -72,14 +72,31 @@ def _check_texts(texts, caller: str = "encode") -> list[str]:
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TypeError(f"{caller}(): texts[{i}] is {type(t).__name__}, not str")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as e:  # e.g. a lone surrogate such as "\ud800"
+            raise ValueError(
+                f"{caller}(): texts[{i}] is not valid Unicode text ({e.reason} at character "
+                f"{e.start})"
+            ) from None
     return texts
 
 
 def _check_max_length(model, max_length: int | None) -> int:
+    """The length texts are cut at: refused above a position table's size; above a relative-
+    position model's own limit (8192 for JinaBERT, 512 for jina-v1's T5), cut to it, saying so."""
     max_length = int(max_length or model.max_length)
     limit = model.config.position_limit
     if limit is not None and max_length > limit:
         raise ValueError(f"max_length {max_length} exceeds the {limit} positions of this model")
+    if max_length > model.config.max_length:
+        log.warning(
+            "max_length %d is above the model's limit of %d tokens; texts are cut at %d",
+            max_length,
+            model.config.max_length,
+            model.config.max_length,
+        )
+        max_length = model.config.max_length
     return max_length
 
 

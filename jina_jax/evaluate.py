@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jina_jax.embedders import TfidfEmbedder
+from jina_jax.errors import EXPECTED, report
 from jina_jax.evaluators import EVALUATORS, run_evaluator
 from jina_jax.evaluators.common import load_starter
 from jina_jax.loading import load_embedder
@@ -70,7 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=None, help="default: the model's")
     args = parser.parse_args(argv)
+    try:
+        return _evaluate(args)
+    except (*EXPECTED, ValueError) as e:
+        return report("evaluate", e)
 
+
+def _evaluate(args) -> int:
     evals = parse_evals(args.evals, args.data_dir)
     if args.model == "tfidf":
         embedder = TfidfEmbedder()

@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from jina_jax.checkpoints import load_model_from_workdir
+from jina_jax.errors import EXPECTED, report
 from jina_jax.hf.io import save_hf
 
 
@@ -35,9 +36,8 @@ def main(argv=None) -> int:
     try:
         model = load_model_from_workdir(args.workdir, step=args.step)
         out = save_hf(model, args.out, auto_map=args.auto_map, overwrite=args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"export: error: {e}", file=sys.stderr)
-        return 2
+    except (*EXPECTED, ValueError) as e:
+        return report("export", e)
     print(f"wrote {out}")
     return 0
 

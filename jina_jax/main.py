@@ -41,14 +41,15 @@ from jina_jax.data import catalog
 from jina_jax.data.stdlib_text import stdlib_sentences
 from jina_jax.embedders import TfidfEmbedder
 from jina_jax.encoding import encode
+from jina_jax.errors import CheckpointMismatchError, WorkdirError, cli_errors
 from jina_jax.evaluators import compare, is_due, results_table, run_evals
 from jina_jax.hf.io import save_hf
 from jina_jax.hf.local_models import resolve
 from jina_jax.loading import load_embedder, load_model
 from jina_jax.model import Model
 from jina_jax.models import config_from_dict
-from jina_jax.sharding import make_mesh
-from jina_jax.training.checkpointing import config_differences, restore_params
+from jina_jax.sharding import batch_shards, make_mesh
+from jina_jax.training.checkpointing import config_differences, restore_params, saved_fingerprint
 from jina_jax.training.loop import train_stage
 from jina_jax.training.tasks import TASKS
 
@@ -172,7 +173,7 @@ def stage_train(run: Run, stage: str, previous: epath.Path | None) -> dict:
         reinit=reinit,
         fingerprint=task.fingerprint(),
         grad_cache_chunk=task.grad_cache_chunk,
-        evaluate=_periodic_evals(run, dataclasses.replace(base, config=model_config), folder),
+        evaluate=PeriodicEvals.of(run, dataclasses.replace(base, config=model_config), folder),
         prng_impl=run.config.prng_impl,
     )
     summary = {"steps": result.step, "resumed_from": result.resumed_from, "model_dir": str(folder)}
@@ -180,32 +181,36 @@ def stage_train(run: Run, stage: str, previous: epath.Path | None) -> dict:
     return summary
 
 
-def _periodic_evals(run: Run, model: Model, folder: epath.Path):
-    """``(step, params, last_step) -> metrics | None``: the ``config.evals`` entries due at
-    ``step`` (those with every > 0; the rest run only in the 'evaluate' stage), on the current
-    weights, through the same evaluators as stage 'evaluate'."""
-    evals = {n: dict(e) for n, e in run.config.evals.items() if e.get("every")}
-    if not evals:
-        return None
-    log_file = storage.JsonLines(folder / "evals.jsonl") if _is_primary() else None
+class PeriodicEvals:
+    """The ``config.evals`` entries with ``every`` > 0 (the rest run only in the 'evaluate'
+    stage), on the current weights during training, through the same evaluators as 'evaluate';
+    results go to ``<stage>/evals.jsonl``. The training loop asks ``due`` first, so that it can
+    stop at a non-finite step before evaluating it."""
 
-    def evaluate(step: int, params, last_step: int):
-        if not any(is_due(e.get("every"), step, last_step) for e in evals.values()):
-            return None
-        current = dataclasses.replace(model, params=params)
-        results = run_evals(
-            evals, current, step=step, last_step=last_step, data_dir=str(run.config.data.dir)
-        )
-        if log_file is not None:
-            log_file.append({"step": step, **results})
+    def __init__(self, run: Run, model: Model, folder: epath.Path, evals: dict):
+        self.run, self.model, self.evals = run, model, evals
+        self.log_file = storage.JsonLines(folder / "evals.jsonl") if _is_primary() else None
+
+    @classmethod
+    def of(cls, run: Run, model: Model, folder: epath.Path) -> PeriodicEvals | None:
+        evals = {n: dict(e) for n, e in run.config.evals.items() if e.get("every")}
+        return cls(run, model, folder, evals) if evals else None
+
+    def due(self, step: int, last_step: int) -> bool:
+        return any(is_due(e.get("every"), step, last_step) for e in self.evals.values())
+
+    def __call__(self, step: int, params, last_step: int) -> dict[str, float]:
+        current = dataclasses.replace(self.model, params=params)
+        data_dir = str(self.run.config.data.dir)
+        results = run_evals(self.evals, current, step=step, last_step=last_step, data_dir=data_dir)
+        if self.log_file is not None:
+            self.log_file.append({"step": step, **results})
         return {
             f"eval/{n}/{k}": v
             for n, r in results.items()
             for k, v in r.items()
             if isinstance(v, int | float)
         }
-
-    return evaluate
 
 
 def stage_encode(run: Run, stage: str, previous: epath.Path | None) -> dict:
@@ -344,8 +349,17 @@ def _sync(name: str) -> None:
 
 
 def _done(folder: epath.Path) -> dict | None:
+    """A completed stage's summary; a DONE file that is not that is an error naming it."""
     marker = folder / DONE_FILE
-    return storage.read_json(marker) if marker.exists() else None
+    if not marker.exists():
+        return None
+    try:
+        summary = storage.read_json(marker)
+    except ValueError as e:
+        raise WorkdirError(f"{e}; delete it (and redo the stage) or restore it") from e
+    if not isinstance(summary, dict):
+        raise WorkdirError(f"{marker}: not a stage summary; delete it and redo the stage")
+    return summary
 
 
 def _mark_done(folder: epath.Path, summary: dict) -> None:
@@ -364,49 +378,92 @@ def _ensure_data(config: ConfigDict) -> None:
 
 
 def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
-    """Runs ``config.stages`` in ``workdir`` (a local folder or ``gs://bucket/run``)."""
+    """Runs ``config.stages`` in ``workdir`` (a local folder or ``gs://bucket/run``).
+
+    Nothing is written before the run is accepted: the config is validated, the folder must be a
+    jina_jax workdir (or new, or empty), no other run may hold it, and every stage already done
+    or checkpointed must have been made with this config. Then process 0 takes the workdir's
+    lock, writes config.json, and the stages run."""
     workdir = storage.as_path(workdir)
-    unknown = [s for s in config.stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stages {unknown}; known: {sorted(STAGES)}")
+    config_lib.validate(config)
     maybe_initialize_distributed(config)
+    context = Run(config, workdir)
+    config_lib.validate(config, batch_shards=batch_shards(context.mesh, context.rules))
     if config.compilation_cache:
         enable_compilation_cache()
-    if _is_primary():
-        workdir.mkdir(parents=True, exist_ok=True)
-        storage.write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
-    _ensure_data(config)
-    context = Run(config, workdir)
-    previous: epath.Path | None = None
-    results: dict[str, dict] = {}
+    storage.check_workdir(workdir)
+    lock = storage.WorkdirLock(workdir) if _is_primary() else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        fingerprints = {
+            stage: config_lib.stage_fingerprint(config, stage) for stage in config.stages
+        }
+        done = _check_earlier_work(config, workdir, fingerprints)
+        if _is_primary():
+            storage.mark_workdir(workdir)
+            storage.write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
+        _sync("workdir ready")
+        _ensure_data(config)
+        previous: epath.Path | None = None
+        results: dict[str, dict] = {}
+        for stage in config.stages:
+            folder = workdir / stage
+            summary = done.get(stage)
+            if summary is not None:
+                print(f"[{stage}] already complete in {folder}, skipping")
+            else:
+                print(f"[{stage}] running")
+                folder.mkdir(parents=True, exist_ok=True)
+                start = time.perf_counter()
+                summary = STAGES[stage](context, stage, previous)
+                summary["wall_seconds"] = round(time.perf_counter() - start, 1)
+                summary["config"] = fingerprints[stage]
+                if _is_primary():
+                    _mark_done(folder, summary)
+                _sync(f"stage {stage} done")
+            results[stage] = summary
+            if stage in MODEL_STAGES:
+                previous = folder
+    finally:
+        if lock is not None:
+            lock.release()
+    _print_summary(results, workdir)
+    return results
+
+
+def _check_earlier_work(config: ConfigDict, workdir: epath.Path, fingerprints: dict) -> dict:
+    """The summaries of the stages already complete; refuses (before anything is written) a
+    completed stage, or the checkpoints of an interrupted one, made with another config."""
+    done = {}
     for stage in config.stages:
         folder = workdir / stage
         summary = _done(folder)
-        fingerprint = config_lib.stage_fingerprint(config, stage)
         if summary is not None:
-            problems = config_differences(summary.get("config", {}), fingerprint)
+            problems = config_differences(summary.get("config", {}), fingerprints[stage])
             if problems:
-                raise ValueError(
+                raise WorkdirError(
                     f"{folder} was completed with another config: "
                     + "; ".join(problems)
                     + ". Use a fresh --workdir, or delete that stage folder to redo it."
                 )
-            print(f"[{stage}] already complete in {folder}, skipping")
-        else:
-            print(f"[{stage}] running")
-            folder.mkdir(parents=True, exist_ok=True)
-            start = time.perf_counter()
-            summary = STAGES[stage](context, stage, previous)
-            summary["wall_seconds"] = round(time.perf_counter() - start, 1)
-            summary["config"] = fingerprint
-            if _is_primary():
-                _mark_done(folder, summary)
-            _sync(f"stage {stage} done")
-        results[stage] = summary
-        if stage in MODEL_STAGES:
-            previous = folder
-    _print_summary(results, workdir)
-    return results
+            if stage in TASKS and summary.get("steps", 0) < config[stage].steps:
+                print(
+                    f"[{stage}] was completed at step {summary.get('steps')}; the config asks "
+                    f"for {config[stage].steps}: continuing from its checkpoint"
+                )
+                continue
+            done[stage] = summary
+        elif stage in TASKS:
+            saved = saved_fingerprint(folder)
+            problems = [] if saved is None else config_differences(saved, fingerprints[stage])
+            if problems:
+                raise CheckpointMismatchError(
+                    f"{folder / 'checkpoints'} holds a checkpoint of another config: "
+                    + "; ".join(problems)
+                    + ". Use a fresh --workdir or restore the original config."
+                )
+    return done
 
 
 def _print_summary(results: dict[str, dict], workdir: epath.Path) -> None:
@@ -452,7 +509,8 @@ def main(argv) -> int:
         )
         return 2
     quiet_libraries()
-    run(FLAGS.config, FLAGS.workdir)
+    with cli_errors("jina_jax.main"):
+        run(FLAGS.config, FLAGS.workdir)
     return 0
 
 
@@ -470,8 +528,15 @@ def _parse_flags(argv: list[str]) -> list[str]:
         return FLAGS(argv)
     except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
         message = str(e).replace("\\n", " ").replace("\\'", "'")
-        if len(message) > 1 and message[0] == message[-1] == "'":
+        if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
             message = message[1:-1]
+        if isinstance(e, KeyError | AttributeError) and " " not in message.strip("'\""):
+            # ml_collections names only the key when no known key is close to it
+            key = message.strip("'\"")
+            message = (
+                f"unknown config key {key!r} (no close match); the keys a config has are listed "
+                "in jina_jax/config_lib.py"
+            )
         print(f"jina_jax.main: config error: {message}", file=sys.stderr)
         sys.exit(2)
 

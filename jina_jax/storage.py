@@ -13,10 +13,14 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 
 from etils import epath
+
+from jina_jax.errors import WorkdirError
 
 PathLike = str | os.PathLike
 
@@ -152,3 +156,122 @@ class JsonLines:
             return
         self._lines.append(line)
         self.path.write_text("".join(self._lines))
+
+
+# --------------------------------------------------------------------------- workdirs
+
+MARKER_FILE = "jina_jax_workdir.json"  # what makes a folder a jina_jax workdir
+LOCK_FILE = ".lock"
+
+
+def check_workdir(workdir: PathLike) -> None:
+    """Refuses a folder that is not a jina_jax workdir: anything non-empty without our marker
+    (an exported model, a Hugging Face folder, someone's files). Nothing is written here."""
+    workdir = as_path(workdir)
+    if not workdir.exists():
+        return
+    if not workdir.is_dir():
+        raise WorkdirError(f"--workdir {workdir} is a file, not a folder")
+    names = sorted(p.name for p in workdir.iterdir())
+    if not names or MARKER_FILE in names:
+        return
+    config = workdir / "config.json"
+    if "config.json" in names:
+        try:
+            saved = json.loads(config.read_text())
+        except (ValueError, OSError):
+            saved = None
+        if isinstance(saved, dict) and "stages" in saved and "model" in saved:
+            return  # a workdir of a jina_jax run from before the marker existed
+        if isinstance(saved, dict) and ("architectures" in saved or "model_type" in saved):
+            raise WorkdirError(
+                f"--workdir {workdir} holds a Hugging Face model (config.json with "
+                f"{'architectures' if 'architectures' in saved else 'model_type'}), not a "
+                "jina_jax run; a run would overwrite its files. Use a new folder."
+            )
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    raise WorkdirError(
+        f"--workdir {workdir} is not empty and is not a jina_jax workdir (no {MARKER_FILE}; it "
+        f"holds {shown}); a run would write into it. Use a new or empty folder."
+    )
+
+
+def mark_workdir(workdir: PathLike) -> None:
+    marker = as_path(workdir) / MARKER_FILE
+    if not marker.exists():
+        write_text(marker, json.dumps({"jina_jax_workdir": 1, "created": time.time()}))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+class WorkdirLock:
+    """``<workdir>/.lock`` names the run that uses the workdir (host, pid, start). A second run
+    is refused naming them; a lock whose process is gone from this host is stale and taken
+    over. Local: created exclusively (O_EXCL). Remote (gs://): written, then read back, which
+    leaves a short window between two runs started at the same instant."""
+
+    def __init__(self, workdir: PathLike):
+        self.path = as_path(workdir) / LOCK_FILE
+        self.mine = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.ctime()}
+        self.held = False
+
+    def _holder(self) -> dict | None:
+        try:
+            holder = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError):
+            return {}  # unreadable: a run died while writing it
+        return holder if isinstance(holder, dict) else {}
+
+    def acquire(self) -> None:
+        text = json.dumps(self.mine)
+        as_path(self.path.parent).mkdir(parents=True, exist_ok=True)
+        if not is_remote(self.path):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                self._take_over_if_stale()
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+        else:
+            if self.path.exists():
+                self._take_over_if_stale()
+            self.path.write_text(text)
+            if self._holder() != self.mine:
+                self._refuse(self._holder() or {})
+        self.held = True
+
+    def _take_over_if_stale(self) -> None:
+        holder = self._holder()
+        if holder is None:
+            return
+        same_host = holder.get("host") == socket.gethostname()
+        if holder and not (same_host and isinstance(holder.get("pid"), int)):
+            self._refuse(holder)
+        if holder and _alive(holder["pid"]):
+            self._refuse(holder)
+        who = f"pid {holder.get('pid')}" if holder else "an unreadable lock"
+        print(f"taking over the stale lock of {self.path} ({who} is no longer running)")
+        self.path.unlink()
+
+    def _refuse(self, holder: dict) -> None:
+        raise WorkdirError(
+            f"{self.path.parent} is in use by another run (host {holder.get('host', '?')}, pid "
+            f"{holder.get('pid', '?')}, since {holder.get('since', '?')}); wait for it to end or "
+            f"use another --workdir. If that run is gone, delete {self.path}."
+        )
+
+    def release(self) -> None:
+        if self.held and self._holder() == self.mine:
+            self.path.unlink()
+        self.held = False

@@ -136,7 +136,12 @@ def pair_source(source: str, data_cfg, *, min_negatives: int = 0) -> Sequence[Pa
 @functools.lru_cache(maxsize=16)
 def _texts(source: str, data_dir: str) -> tuple[str, ...]:
     if not source.startswith(STARTER_PREFIX):
-        return tuple(read_texts(source))
+        report = ReadReport()
+        texts = tuple(read_texts(source, report=report))
+        if report.num_skipped:  # bad UTF-8, over-long lines: said, not silently dropped
+            log.warning("%s: %s", source, report.summary())
+            print(f"{source}: {report.summary()}")
+        return texts
     files = starter.load_starter(data_dir).mlm_files
     name = source.removeprefix(STARTER_PREFIX)
     if name != "mlm":

@@ -37,6 +37,7 @@ from array_record.python.array_record_module import ArrayRecordReader, ArrayReco
 from etils import epath
 
 from jina_jax.data.records import PairRecord
+from jina_jax.errors import DataError
 
 FORMAT = "jina_jax.prepared/1"
 META_FILE = "prepared.json"
@@ -49,7 +50,7 @@ READER_OPTIONS = "readahead_buffer_size:0"  # random access: no read-ahead
 REPORT_FILE = "filter_report.json"
 
 
-class CorruptShardError(OSError):
+class CorruptShardError(DataError):
     """A shard of a prepared dataset could not be read; names the shard file."""
 
 

@@ -36,7 +36,8 @@ into records by `row_to_pair` / `row_to_negation` / `row_to_sts` (which raise `S
 
 Bad input (reason names as counted in the report): `invalid_utf8`, `malformed_json`, `too_long`
 (a line or row over `max_chars` characters; such lines are never held whole in memory),
-`missing_field`, `wrong_type`, `empty_text` (a text that is empty after stripping), and
+`missing_field`, `wrong_type`, `empty_text` (a text that is empty after stripping),
+`invalid_text` (a string no encoder can take, such as a lone surrogate from a JSON escape), and
 `unreadable_file` (truncated gzip, a broken parquet file, ...; the rest of that file is lost, the
 lines before it are kept). Blank lines are not records and are passed over silently.
 """
@@ -52,6 +53,7 @@ import logging
 import math
 import os
 import pathlib
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
@@ -59,6 +61,7 @@ from typing import Any, Literal
 from etils import epath
 
 from jina_jax.data.records import NegationRecord, PairRecord, STSRecord
+from jina_jax.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ _NEGATIVE_KEYS = ("neg", "negative", "negatives", "hard_negatives")
 _SCORE_KEYS = ("score", "label", "similarity")
 
 
-class BadRecordError(ValueError):
+class BadRecordError(DataError):
     """Raised by a reader in strict mode; the message starts with `file:line`."""
 
 
@@ -166,27 +169,59 @@ def _open_binary(path: pathlib.Path | epath.Path):
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _raw_lines(f, max_bytes: int) -> Iterator[bytes | None]:
+    """The lines of a binary stream, each ending in ``\\n``, ``\\r\\n`` or a lone ``\\r`` (old
+    Mac files), without their line end; None for a line longer than ``max_bytes``, whose bytes
+    are dropped as they come, so memory stays bounded by a read block plus ``max_bytes``."""
+    buffer, pos, skipping = b"", 0, False
+    # read1: what is at hand, so that a stream cut short (a truncated gzip) still yields every
+    # complete line before the cut
+    read = getattr(f, "read1", f.read)
+    while True:
+        block = read(1 << 20)
+        buffer, pos = buffer[pos:] + block, 0
+        while True:
+            end = _LINE_END.search(buffer, pos)
+            # a "\r" at the very end of the block may be the first half of "\r\n"
+            if end is None or (block and end.group() == b"\r" and end.end() == len(buffer)):
+                break
+            line, pos = buffer[pos : end.start()], end.end()
+            if skipping:
+                skipping = False
+                yield None
+            else:
+                yield line if len(line) <= max_bytes else None
+        if not block:
+            rest = buffer[pos:]
+            if skipping:
+                yield None
+            elif rest:
+                yield rest if len(rest) <= max_bytes else None
+            return
+        if len(buffer) - pos > max_bytes:  # no line end within max_bytes: drop what we hold
+            buffer, pos, skipping = b"", 0, True
+
+
 def _bounded_lines(
     path: pathlib.Path | epath.Path, max_chars: int, sink: _Sink
 ) -> Iterator[tuple[int, str | None]]:
-    """(line number, decoded line without its newline) per line; None for a skipped line.
+    """(line number, decoded line without its line end) per line; None for a skipped line.
 
-    Reads at most 4 * max_chars bytes of any line (UTF-8 needs at most 4 bytes a character), so a
-    gigabyte line costs no more memory than a short one.
+    Lines end in ``\\n``, ``\\r\\n`` or a lone ``\\r``. Holds at most 4 * max_chars bytes of any
+    line (UTF-8 needs at most 4 bytes a character), so a gigabyte line costs no more memory than
+    a short one.
     """
     max_bytes = 4 * max_chars
     lineno = 0
     try:
         with _open_binary(path) as f:
-            while True:
-                raw = f.readline(max_bytes + 1)
-                if not raw:
-                    return
+            for raw in _raw_lines(f, max_bytes):
                 lineno += 1
                 where = f"{path}:{lineno}"
-                if len(raw) > max_bytes and not raw.endswith(b"\n"):
-                    while (chunk := f.readline(1 << 20)) and not chunk.endswith(b"\n"):
-                        pass
+                if raw is None:
                     sink.skip(where, "too_long", f"more than {max_bytes} bytes")
                     yield lineno, None
                     continue
@@ -196,7 +231,6 @@ def _bounded_lines(
                     sink.skip(where, "invalid_utf8", str(error))
                     yield lineno, None
                     continue
-                line = line.rstrip("\r\n")
                 if len(line) > max_chars:
                     sink.skip(where, "too_long", f"{len(line)} characters > {max_chars}")
                     yield lineno, None
@@ -287,13 +321,16 @@ def record_files(folder: str | os.PathLike, split: str | None) -> list[pathlib.P
 def _split_files(folder: pathlib.Path, split: str | None) -> list[pathlib.Path]:
     """The record files of a folder: a save_to_disk layout, or every known file inside it."""
     if (folder / "dataset_dict.json").is_file():
-        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
+        splits = _json_file(folder / "dataset_dict.json", "splits")
         if split is None or split not in splits:
             raise ValueError(f"{folder} holds splits {splits}; pass split= one of them")
         return _split_files(folder / split, None)
     if (folder / "state.json").is_file():
-        state = json.loads((folder / "state.json").read_text())
-        return [folder / item["filename"] for item in state["_data_files"]]
+        files = _json_file(folder / "state.json", "_data_files")
+        try:
+            return [folder / item["filename"] for item in files]
+        except (TypeError, KeyError) as e:
+            raise DataError(f"{folder / 'state.json'}: _data_files entries need a filename") from e
     files = sorted(
         path
         for path in folder.rglob("*")
@@ -304,6 +341,17 @@ def _split_files(folder: pathlib.Path, split: str | None) -> list[pathlib.Path]:
         if named:
             return named
     return files
+
+
+def _json_file(path: pathlib.Path, key: str):
+    """``key`` of a datasets metadata file; a broken file is an error naming it."""
+    try:
+        value = json.loads(path.read_text())
+        return value[key]
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: invalid JSON ({e})") from e
+    except (KeyError, TypeError) as e:
+        raise DataError(f"{path}: no {key!r} field") from e
 
 
 def names_split(relative: pathlib.PurePath, split: str) -> bool:
@@ -400,6 +448,12 @@ def _text(value: Any, field: str) -> str:
         raise SkipRow("wrong_type", f"{field} is {type(value).__name__}, not a string")
     if not value.strip():
         raise SkipRow("empty_text", f"{field} is empty")
+    try:  # JSON escapes can spell a lone surrogate ("\\ud800"): not text anyone can encode
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise SkipRow(
+            "invalid_text", f"{field} holds {error.reason} at character {error.start}"
+        ) from None
     return value
 
 

@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from jina_jax import storage
-from jina_jax.errors import CheckpointMismatchError
+from jina_jax.errors import CheckpointError, CheckpointMismatchError
 from jina_jax.hf.remote_code import OFFICIAL_AUTO_MAP, copy_remote_code
 from jina_jax.model import Model
 from jina_jax.models import (
@@ -42,11 +42,15 @@ PathLike = str | os.PathLike
 
 
 def read_safetensors(folder: PathLike) -> dict[str, np.ndarray]:
-    """All tensors of ``model.safetensors`` or of the shards named in its index, as numpy."""
+    """All tensors of ``model.safetensors`` or of the shards named in its index, as numpy (float
+    tensors as float32). A damaged file is an error naming the file and what is wrong."""
     folder = pathlib.Path(folder)
     index = folder / "model.safetensors.index.json"
     if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{index}: no weight_map object")
+        files = sorted(set(weight_map.values()))
     elif (folder / "model.safetensors").exists():
         files = ["model.safetensors"]
     else:
@@ -57,11 +61,52 @@ def read_safetensors(folder: PathLike) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{folder}: no model.safetensors{hint}")
     tensors: dict[str, np.ndarray] = {}
     for name in files:
-        # The flax framework reads bf16 too; the values are then held as float32 numpy.
-        with safe_open(str(folder / name), framework="flax") as f:
-            for key in f.keys():
-                tensors[key] = np.asarray(f.get_tensor(key), dtype=np.float32)
+        path = folder / name
+        _check_safetensors_header(path)
+        try:
+            # The flax framework reads bf16 too; the values are then held as float32 numpy.
+            with safe_open(str(path), framework="flax") as f:
+                for key in f.keys():
+                    value = np.asarray(f.get_tensor(key))
+                    if np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16":
+                        value = value.astype(np.float32)
+                    tensors[key] = value
+        except CheckpointError:
+            raise
+        except Exception as e:  # safetensors' own error names no file
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
     return tensors
+
+
+def _check_safetensors_header(path: pathlib.Path) -> None:
+    """The safetensors layout: an 8-byte little-endian header length, a JSON header, the data.
+    Says what is wrong with a file that breaks it, naming the file."""
+    size = path.stat().st_size
+    if size < 8:
+        raise CheckpointError(f"{path}: {size} bytes: too short to be a safetensors file (empty?)")
+    with open(path, "rb") as f:
+        header_length = int.from_bytes(f.read(8), "little")
+        if header_length > size - 8:
+            raise CheckpointError(
+                f"{path}: the header claims {header_length} bytes but the file has {size - 8} "
+                "after the length field (a truncated or corrupt file)"
+            )
+        try:
+            header = json.loads(f.read(header_length))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path}: the safetensors header is not valid JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: the safetensors header is not a JSON object")
+    data = size - 8 - header_length
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and offsets[1] <= data):
+            raise CheckpointError(
+                f"{path}: tensor {key} lies beyond the end of the file ({data} data bytes): "
+                "the file is truncated"
+            )
 
 
 def _flax_shapes(config: EncoderConfig, mlm: bool) -> dict[tuple[str, ...], tuple[int, ...]]:
@@ -134,7 +179,14 @@ def params_from_hf(
                 f"tensor {rule.hf_name} has shape {tuple(got)}, the model expects {tuple(expected_hf)}"
             )
             continue
-        value = np.asarray(rule.transform.to_flax(tensors[rule.hf_name], config), np.float32)
+        tensor = tensors[rule.hf_name]
+        if not np.issubdtype(tensor.dtype, np.floating):
+            problems.append(f"tensor {rule.hf_name} has dtype {tensor.dtype}, not floating point")
+            continue
+        if not np.all(np.isfinite(tensor)):
+            problems.append(f"tensor {rule.hf_name} holds NaN or infinite values")
+            continue
+        value = np.asarray(rule.transform.to_flax(tensor, config), np.float32)
         if rule.layer is None:
             _set(params, rule.flax_path, np.ascontiguousarray(value))
         else:
@@ -161,11 +213,55 @@ def params_to_hf(
 # --------------------------------------------------------------------------- folders
 
 
-def _read_json(path: pathlib.Path) -> dict:
+def _read_json(path: pathlib.Path, expect: type = dict):
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON ({e})") from e
+        value = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: invalid JSON ({e})") from e
+    if not isinstance(value, expect):
+        want = "an object" if expect is dict else "a list"
+        raise CheckpointError(f"{path}: holds a JSON {type(value).__name__}, not {want}")
+    return value
+
+
+# config.json fields by the type their values must have (those the architectures read)
+_INT_FIELDS = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    "max_position_embeddings", "type_vocab_size", "pad_token_id", "d_model", "d_kv", "d_ff",
+    "num_layers", "num_heads", "relative_attention_num_buckets",
+    "relative_attention_max_distance", "n_positions",
+)  # fmt: skip
+_FLOAT_FIELDS = (
+    "layer_norm_eps", "hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range",
+    "dropout_rate", "layer_norm_epsilon", "initializer_factor",
+)  # fmt: skip
+_STR_FIELDS = ("hidden_act", "feed_forward_type", "position_embedding_type", "feed_forward_proj")
+
+
+def _config_from_hf(arch: Architecture, hf_config: dict, source: str, overrides: dict):
+    """The architecture's config from config.json; a missing field or a value of the wrong type
+    is an error naming the file and the key."""
+    for key in _INT_FIELDS:
+        value = hf_config.get(key)
+        if (
+            key in hf_config
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, int))
+        ):
+            raise CheckpointError(f"{source}: {key} is {value!r}, expected an integer")
+    for key in _FLOAT_FIELDS:
+        value = hf_config.get(key)
+        if key in hf_config and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise CheckpointError(f"{source}: {key} is {value!r}, expected a number")
+    for key in _STR_FIELDS:
+        if key in hf_config and not isinstance(hf_config[key], str):
+            raise CheckpointError(f"{source}: {key} is {hf_config[key]!r}, expected a string")
+    try:
+        return arch.config_from_hf(hf_config, **overrides)
+    except KeyError as e:
+        raise CheckpointError(f"{source}: no {e.args[0]!r} field ({arch.name} needs it)") from e
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: {e}") from e
 
 
 def _sentence_transformers_info(folder: pathlib.Path) -> dict[str, Any]:
@@ -174,7 +270,7 @@ def _sentence_transformers_info(folder: pathlib.Path) -> dict[str, Any]:
     modules_file = folder / "modules.json"
     if not modules_file.exists():
         return info
-    for module in _read_json(modules_file):
+    for module in _read_json(modules_file, list):
         kind = module.get("type", "")
         if kind.endswith("Pooling"):
             pooling = _read_json(folder / module["path"] / "config.json")
@@ -225,7 +321,7 @@ def load_hf(path: PathLike, **config_overrides) -> Model:
     tensors = read_safetensors(folder)
     if arch.import_tensors is not None:
         tensors, config_overrides = arch.import_tensors(tensors, config_overrides)
-    config = arch.config_from_hf(hf_config, **config_overrides)
+    config = _config_from_hf(arch, hf_config, str(config_file), config_overrides)
     params = params_from_hf(tensors, config, source=str(folder))
     info = _sentence_transformers_info(folder)
     max_length = info["max_seq_length"] or config.max_length
@@ -299,10 +395,18 @@ def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = 
     """
     if storage.is_remote(out):
         return _save_hf_remote(model, storage.as_path(out), auto_map=auto_map, overwrite=overwrite)
-    out = pathlib.Path(out)
+    out = pathlib.Path(out).absolute()
+    if out.is_file():
+        raise FileExistsError(f"{out} is a file; the export is a folder: give a folder path")
+    if pathlib.Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise FileExistsError(
+            f"refusing to write an export to {out}: it is the current folder or holds it; "
+            "give a new folder"
+        )
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         _write_hf_folder(model, staging, auto_map)
@@ -319,6 +423,20 @@ def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+EXPORT_FILES = {"config.json", "model.safetensors", "modules.json", "tokenizer.json"}
+
+
+def _remove_stale_staging(out: pathlib.Path) -> None:
+    """An export killed half way leaves ``.<name>.<random>`` (being assembled) or ``.<name>.old``
+    (the replaced export) beside ``out``; both are ours and complete copies exist elsewhere or
+    never existed, so they go (folders holding anything but an export's files are left)."""
+    for leftover in out.parent.glob(f".{out.name}.*"):
+        names = {p.name for p in leftover.iterdir()} if leftover.is_dir() else {"?"}
+        if leftover.is_dir() and (not names or names & EXPORT_FILES):
+            shutil.rmtree(leftover)
+            print(f"removed {leftover}, left by an interrupted export")
 
 
 def _save_hf_remote(model, out, *, auto_map: str, overwrite: bool):

@@ -11,19 +11,22 @@ the position of the input pipeline (its step: batches are a pure function of the
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from jina_jax import storage
-from jina_jax.errors import CheckpointMismatchError
+from jina_jax.errors import CheckpointError, CheckpointMismatchError, TrainingError
 
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"  # beside checkpoints/, so orbax never lists them
 
 
-class CheckpointSaveError(RuntimeError):
+class CheckpointSaveError(TrainingError):
     pass
 
 
@@ -108,10 +111,43 @@ class TrainCheckpointer:
             ),
         )
         if int(restored["data"]["step"]) != step:
-            raise CheckpointMismatchError(
+            raise CheckpointError(
                 f"checkpoint {step}: data position {restored['data']} does not match its step"
             )
         return restored["params"], restored["opt_state"]
+
+    def restore_latest(self, abstract_state):
+        """The newest intact checkpoint as ``(step, params, opt_state)``, or None when there is
+        none. A checkpoint that cannot be read (a truncated or missing file, garbage metadata)
+        is moved aside to ``<stage>/damaged_checkpoints/`` (never deleted), with a message, and
+        the next older one is tried. A checkpoint of another config is refused, not skipped."""
+        while (step := self.manager.latest_step()) is not None:
+            try:
+                params, opt_state = self.restore(step, abstract_state)
+            except CheckpointMismatchError:
+                raise
+            except Exception as e:
+                self._set_aside(step, e)
+                continue
+            return step, params, opt_state
+        return None
+
+    def _set_aside(self, step: int, error: Exception) -> None:
+        source = self.directory / str(step)
+        target = self.directory.parent / DAMAGED_DIR / f"{step}-{int(time.time())}"
+        reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        if jax.process_index() == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"checkpoint {step} set aside")
+        self.manager.reload()
+        older = self.manager.latest_step()
+        print(
+            f"checkpoint {step} in {self.directory} is damaged ({type(error).__name__}: "
+            f"{reason}); moved it to {target}; "
+            + (f"trying checkpoint {older}" if older is not None else "no older checkpoint")
+        )
 
     def save(self, step: int, state) -> None:
         """Starts an async save of ``step``; a failure of the previous save surfaces here."""
@@ -184,3 +220,26 @@ def restore_params(stage_dir: str | os.PathLike, step: int | None = None, abstra
 
 def host_tree(tree) -> Any:
     return jax.tree.map(np.asarray, tree)
+
+
+def saved_fingerprint(stage_dir: str | os.PathLike) -> dict | None:
+    """The fingerprint recorded in the newest checkpoint whose metadata reads (damaged ones are
+    left for ``restore_latest``), or None when the stage has no checkpoint. Writes nothing."""
+    directory = storage.as_path(stage_dir) / CHECKPOINT_DIR
+    if not directory.exists():
+        return None
+    manager = _manager(directory, ocp.CheckpointManagerOptions(create=False))
+    try:
+        for step in sorted(manager.all_steps(), reverse=True):
+            try:
+                meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            except Exception:  # damaged: restore_latest will set it aside
+                continue
+            fingerprint = (
+                meta["meta"].get("fingerprint") if isinstance(meta["meta"], dict) else None
+            )
+            if isinstance(fingerprint, dict):
+                return fingerprint
+    finally:
+        manager.close()
+    return None

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from jina_jax import sharding as shd
 from jina_jax import storage
 from jina_jax.data.pipeline import BatchIterator
-from jina_jax.errors import CheckpointMismatchError
+from jina_jax.errors import CheckpointMismatchError, TrainingError
 from jina_jax.training import memory
 from jina_jax.training.checkpointing import TrainCheckpointer
 from jina_jax.training.metrics import MetricWriter, peak_flops
@@ -38,7 +38,7 @@ from jina_jax.training.step import TrainState, make_grad_cache_step, make_train_
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TrainingError):
     pass
 
 
@@ -198,16 +198,17 @@ def train_stage(
         keep=int(stage_cfg.checkpoint.keep),
         async_save=bool(stage_cfg.checkpoint.async_save),
     )
-    resumed_from = checkpointer.latest_step()
-    if resumed_from is not None:
-        try:
-            abstract = jax.tree.map(
-                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
-            )
-            params, opt_state = checkpointer.restore(resumed_from, abstract)
-        except BaseException:
-            checkpointer.close()
-            raise
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+    )
+    try:
+        restored = checkpointer.restore_latest(abstract)
+    except BaseException:
+        checkpointer.close()
+        raise
+    resumed_from = None
+    if restored is not None:
+        resumed_from, params, opt_state = restored
         state = _on_mesh(TrainState(jnp.asarray(resumed_from, jnp.int32), params, opt_state), mesh)
         print(f"resuming from step {resumed_from} in {workdir}")
 
@@ -250,20 +251,25 @@ def train_stage(
                 last_metrics = _drain(pending, window, peak, writer, done)
                 bar.set_postfix(loss=f"{last_metrics['loss']:.4f}")
                 window = _Window()
-            if evaluate is not None:
+            if evaluate is not None and evaluate.due(done, total_steps):
+                if pending:  # never evaluate (and log) weights of a step that went non-finite
+                    last_metrics = _drain(pending, window, peak, writer, done)
+                    window = _Window()
                 scores = evaluate(done, state.params, total_steps)
-                if scores:
-                    writer.write(done, scores)
-                    last_metrics.update(scores)
+                writer.write(done, scores)
+                last_metrics.update(scores)
             if done % save_every == 0 or done == total_steps:
                 checkpointer.save(done, state)
         checkpointer.wait()
     except NonFiniteLossError as e:
         checkpointer.wait()
-        raise NonFiniteLossError(
-            f"{e}; the last good checkpoint (step {checkpointer.latest_step()}) is kept in "
-            f"{checkpointer.directory}"
-        ) from None
+        good = checkpointer.latest_step()
+        kept = (
+            f"the last good checkpoint (step {good}) is kept in {checkpointer.directory}"
+            if good is not None
+            else "no checkpoint was written before it"
+        )
+        raise NonFiniteLossError(f"{e}; {kept}") from None
     finally:
         batch_iter.close()
         bar.close()

@@ -191,8 +191,9 @@ def test_plain_text_lines_and_paragraphs(tmp_path):
 
 def _reference_bad_lines(data: bytes) -> list[int]:
     """Independent oracle for a file of random bytes: every line that is not blank is bad (random
-    bytes are never a valid pair row). Lines are split on b"\\n", as readline does."""
-    parts = data.split(b"\n")
+    bytes are never a valid pair row). Lines end in b"\\n", b"\\r\\n" or a lone b"\\r"
+    (universal newlines, as Python's text mode splits them)."""
+    parts = re.split(rb"\r\n|\r|\n", data)
     if parts and parts[-1] == b"":
         parts = parts[:-1]
     bad = []
@@ -223,7 +224,8 @@ def _broken_row(rng: random.Random) -> bytes:
         b"[" * 40_000,  # deeply nested: recursion limit in json
         b'["a", ' + b"9" * 5000 + b"]",  # an integer too long for int()
         b'["a", "' + b"z" * 300_000 + b'"]',  # huge line
-        bytes(rng.getrandbits(8) for _ in range(50)).replace(b"\n", b"?") + b"x",
+        bytes(rng.getrandbits(8) for _ in range(50)).replace(b"\n", b"?").replace(b"\r", b"?")
+        + b"x",  # one line: no line end inside
     ]
     return rng.choice(choices)
 
