@@ -58,7 +58,7 @@ LOCAL_JINA_BERT = dict(
 )
 LOCAL_T5 = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4)
 
-STAGE_KINDS = ("mlm", "pairs", "triplets")  # training stages; each has a config block
+STAGE_KINDS = ("mlm", "distill", "pairs", "triplets")  # training stages; each has a block
 
 
 def parse_args(arg: str | None) -> set[str]:
@@ -190,9 +190,36 @@ def contrastive_block(kind: str) -> ConfigDict:
             margin=0.05,  # v1's triplet margin (unconfirmed)
             triplet_weight=1.0,  # weight of v1's triplet term
             num_negatives=15 if triplets else 0,  # hard negatives per query (v2 uses 15)
+            # Matryoshka (jina-embeddings-v3): the loss summed over these nested prefixes of the
+            # embedding (the full width always included); weights one per entry, () = all 1
+            matryoshka_dims=(),
+            matryoshka_weights=(),
             datasets=ConfigDict(),  # name -> dataset(...)
         )
     )
+
+
+def distill_block() -> ConfigDict:
+    """Embedding distillation (jina-embeddings-v5-text, stage 1): the student learns a teacher's
+    embeddings of the queries and positives of pair datasets, through a learnt projection."""
+    block = contrastive_block("pairs")
+    for key in ("loss", "temperature", "margin", "triplet_weight", "grad_cache_chunk"):
+        del block[key]
+    block.update(
+        steps=10_000,
+        num_negatives=0,
+        teacher="all-MiniLM-L6-v2",  # any model jina_jax loads: HF folder, alias, workdir
+        teacher_max_length=256,  # tokens the teacher reads per text
+        teacher_batch_size=64,  # texts per teacher forward pass
+        loss="cosine",  # cosine | mse
+        # student: a learnt map from the student's embedding to the teacher's space (the v5
+        # paper's best); teacher: from the teacher's to the student's; none: equal widths
+        projection="student",
+        spread_out_weight=0.0,  # weight of the spread-out regulariser (0 = off)
+        cache_dir="",  # where teacher vectors are kept; "" = <data.dir>/teacher_cache
+    )
+    block.optimizer = optimizer(1e-4, 200)
+    return block
 
 
 def base_config() -> ConfigDict:
@@ -213,6 +240,9 @@ def base_config() -> ConfigDict:
     c.pooling = "mean"  # mean | cls: how token states become one embedding
     c.normalize = False  # exported model L2-normalises its embeddings
     c.max_length = 512  # tokens per text when the exported model encodes
+    # a model whose word embeddings start the first training stage's (same vocabulary; reduced to
+    # the student's width by PCA when narrower); "" = random init
+    c.init_word_embeddings = ""
     c.compilation_cache = False  # persistent XLA cache (~/.cache/jina_jax/xla)
 
     c.data = ConfigDict(
@@ -235,6 +265,7 @@ def base_config() -> ConfigDict:
     )
 
     c.mlm = mlm_block()
+    c.distill = distill_block()
     c.pairs = contrastive_block("pairs")
     c.triplets = contrastive_block("triplets")
 
@@ -404,6 +435,7 @@ IDENTITY_KEYS = (
     "pooling",
     "normalize",
     "max_length",
+    "init_word_embeddings",
     "data",
 )
 # What each non-training stage's result depends on, besides the model it is given.
@@ -543,12 +575,22 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
         steps = config[stage].pack_row_steps
         if isinstance(steps, int) and steps >= 1 and steps & (steps - 1):
             check.problems.append(f"{p}pack_row_steps={steps}: a power of two")
-        check.number(p + "grad_cache_chunk", low=0, integer=True)
-        check.choice(p + "loss", CONTRASTIVE_LOSSES)
-        check.number(p + "temperature", low=0, low_open=True)
-        check.number(p + "margin", low=0)
-        check.number(p + "triplet_weight", low=0)
+        if stage == "distill":
+            check.choice(p + "loss", ("cosine", "mse"))
+            check.choice(p + "projection", ("student", "teacher", "none"))
+            check.number(p + "spread_out_weight", low=0)
+            check.number(p + "teacher_max_length", low=4, integer=True)
+            check.number(p + "teacher_batch_size", low=1, integer=True)
+            if not str(config[stage].teacher).strip():
+                check.problems.append(f"{p}teacher is empty: name the teacher model")
+        else:
+            check.number(p + "grad_cache_chunk", low=0, integer=True)
+            check.choice(p + "loss", CONTRASTIVE_LOSSES)
+            check.number(p + "temperature", low=0, low_open=True)
+            check.number(p + "margin", low=0)
+            check.number(p + "triplet_weight", low=0)
         check.number(p + "num_negatives", low=0, integer=True)
+        _check_matryoshka(check, config, stage)
         if config[stage].pack and config[stage].pad_to_max_length:
             check.problems.append(f"{p}pack and {p}pad_to_max_length exclude each other")
         if not config[stage].datasets:
@@ -560,7 +602,8 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
             if not str(check.get(d + "source")).strip():
                 check.problems.append(f"{d}source is empty")
             _divisible(check, d + "batch_size", batch_shards)
-        chunk = config[stage].grad_cache_chunk
+        block = config[stage]
+        chunk = block.grad_cache_chunk if "grad_cache_chunk" in block else 0  # distill: none
         if isinstance(chunk, int) and chunk > 0 and chunk % batch_shards:
             check.problems.append(
                 f"{p}grad_cache_chunk={chunk}: a multiple of the {batch_shards} batch shards "
@@ -568,6 +611,20 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
             )
     if check.problems:
         raise ConfigError("bad config values: " + "; ".join(check.problems))
+
+
+def _check_matryoshka(check: _Checks, config: ConfigDict, stage: str) -> None:
+    dims, weights = config[stage].matryoshka_dims, config[stage].matryoshka_weights
+    key = f"{stage}.matryoshka_dims"
+    if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        check.problems.append(f"{key}={dims!r}: positive integers")
+    width = config.model.hidden_size or config.model.d_model
+    if width and any(isinstance(d, int) and d > width for d in dims):
+        check.problems.append(f"{key}={dims!r}: each at most the model's width {width}")
+    if weights and len(weights) != len(dims):
+        check.problems.append(
+            f"{stage}.matryoshka_weights={weights!r}: one weight per dimension of {key}"
+        )
 
 
 def _divisible(check: _Checks, key: str, shards: int) -> None:

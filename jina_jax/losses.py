@@ -193,3 +193,61 @@ def mlm_loss(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, dict[str,
     correct = jnp.logical_and(jnp.argmax(logits, axis=-1) == labels, labelled)
     metrics = {"loss": loss, "accuracy": jnp.sum(correct) / denom, "num_masked": num_masked}
     return loss, metrics
+
+
+def nested_prefixes(dims, full: int) -> tuple[int, ...]:
+    """Matryoshka dimensions, each at most the full width, the full width included."""
+    return tuple(sorted({int(d) for d in dims if 0 < int(d) < full} | {full}, reverse=True))
+
+
+def matryoshka_loss(loss_fn, dims, weights, *embeddings):
+    """Matryoshka Representation Learning (Kusupati et al. 2022; jina-embeddings-v3): the loss
+    summed over nested prefixes of the embeddings, ``sum_d w_d loss_fn(*(e[..., :d] ...))``
+    (each prefix is normalised inside the losses, which take cosines). ``dims`` empty: the
+    plain loss. ``weights`` (one per dimension of ``dims``, in its order; empty: all 1) weight the
+    prefixes; the full width always counts with weight 1 when not listed. Metrics are the full
+    width's, plus ``loss@d`` per prefix."""
+    full = embeddings[0].shape[-1]
+    if not dims:
+        return loss_fn(*embeddings)
+    weight_of = dict(zip([int(d) for d in dims], weights)) if weights else {}
+    total, metrics = 0.0, {}
+    for d in nested_prefixes(dims, full):
+        loss_d, metrics_d = loss_fn(*(e[..., :d] for e in embeddings))
+        total = total + weight_of.get(d, 1.0) * loss_d
+        if d == full:
+            metrics = dict(metrics_d)
+        metrics[f"loss@{d}"] = loss_d
+    metrics["loss"] = total
+    return total, metrics
+
+
+def distill_loss(student: jax.Array, teacher: jax.Array, kind: str = "cosine"):
+    """Embedding distillation (jina-embeddings-v5-text, stage 1): the student's (projected)
+    embeddings ``[N, D]`` against the teacher's ``[N, D]``. ``cosine``: mean of ``1 - cos``;
+    ``mse``: mean squared difference per dimension (magnitudes count too)."""
+    if kind == "cosine":
+        cos = jnp.sum(_l2_normalize(student) * _l2_normalize(teacher), axis=-1)
+        loss = jnp.mean(1.0 - cos)
+    elif kind == "mse":
+        diff = student.astype(jnp.float32) - teacher.astype(jnp.float32)
+        loss = jnp.mean(jnp.square(diff))
+        cos = jnp.sum(_l2_normalize(student) * _l2_normalize(teacher), axis=-1)
+    else:
+        raise ValueError(f"unknown distillation loss {kind!r}; use cosine or mse")
+    return loss, {"loss": loss, "teacher_cos": jnp.mean(cos)}
+
+
+def spread_out_loss(x: jax.Array) -> jax.Array:
+    """The spread-out (global orthogonal) regulariser of Zhang et al. 2017, used in
+    jina-embeddings-v5-text: over distinct pairs of the L2-normalised rows of ``x [N, D]``, with
+    ``M1`` the mean cosine and ``M2`` the mean squared cosine, ``M1^2 + max(0, M2 - 1/D)``:
+    zero when pairs are as spread as random directions in D dimensions."""
+    xn = _l2_normalize(x)
+    n, d = xn.shape
+    sim = _dot("id,jd->ij", xn, xn)
+    off = 1.0 - jnp.eye(n, dtype=jnp.float32)
+    pairs = jnp.maximum(n * (n - 1), 1)
+    m1 = jnp.sum(sim * off) / pairs
+    m2 = jnp.sum(jnp.square(sim) * off) / pairs
+    return jnp.square(m1) + jax.nn.relu(m2 - 1.0 / d)

@@ -135,6 +135,29 @@ def writing_dir(path: PathLike, *, last: Iterable[str] = ()) -> Iterator[pathlib
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def writing_file(path: PathLike) -> Iterator[pathlib.Path]:
+    """A local path to write ``path``'s content to; when the block ends without an error it
+    replaces ``path`` whole (a rename locally, one upload for a bucket), so readers never see a
+    part. The temporary name keeps ``path``'s suffix (``np.save`` adds ``.npy`` otherwise)."""
+    path = as_path(path)
+    if is_remote(path):
+        tmp = _temporary_dir()
+        try:
+            local = tmp / path.name
+            yield local
+            copy_file(local, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    local = pathlib.Path(path).with_name(f".{path.name}.tmp{pathlib.Path(path.name).suffix}")
+    try:
+        yield local
+        os.replace(local, path)
+    finally:
+        local.unlink(missing_ok=True)
+
+
 class JsonLines:
     """Appends JSON records to a ``.jsonl`` file. A GCS object cannot be appended to, so for a
     remote path the lines are kept in memory (starting from the object's current lines, when a

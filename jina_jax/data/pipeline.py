@@ -402,9 +402,12 @@ class PairBatches:
         pack: bool = True,
         row_multiple: int = 1,
         row_steps_per_octave: int = 8,
+        targets=None,
     ):
         """``pack``: several texts per row (``pack_sequences``, rows of the larger max length
-        tokens), else one per row; ``row_multiple``: row counts are multiples of it (the batch
+        tokens), else one per row; ``targets(dataset, size, indices, records) -> [n, 2, D]``:
+        per-record target vectors of the query and the positive (a teacher's embeddings, for
+        distillation), added to the batch as ``teacher`` for this host's records; ``row_multiple``: row counts are multiples of it (the batch
         shards of the mesh, times the GradCache chunk, so that rows split evenly over devices,
         hosts and chunks); ``row_steps_per_octave``: how finely packed row counts are bucketed
         (fewer: fewer compiled shapes, more padding rows)."""
@@ -420,6 +423,7 @@ class PairBatches:
         self.query_max_length = query_max_length
         self.passage_max_length = passage_max_length
         self.process_index, self.process_count = process_index, process_count
+        self.targets = targets
         for name, source in self.sources.items():
             if is_prepared(source):
                 self._check_prepared(name, source)
@@ -465,13 +469,19 @@ class PairBatches:
         name, indices = self.sampler.global_plan(step)
         spec, source = self.specs[name], self.sources[name]
         own = self._own(len(indices))
+        records = None
         if is_prepared(source):
             sides = 2 + spec.num_negatives
             lengths = np.asarray(source.lengths[indices][:, :sides], np.int64)
             texts = [record[:sides] for record in source.token_ids(indices[own])]
         else:
-            lengths, texts = self._tokenize(spec, take(source, indices), own)
-        return self._lay_out(spec, lengths, texts)
+            records = take(source, indices)
+            lengths, texts = self._tokenize(spec, records, own)
+        batch = self._lay_out(spec, lengths, texts)
+        if self.targets is not None:  # per record [query, positive] vectors, this host's share
+            mine = records[own] if records is not None else source.records(indices[own])
+            batch["teacher"] = self.targets(name, len(source), indices[own], mine)
+        return batch
 
     def _own(self, batch_size: int) -> slice:
         share = batch_size // self.process_count

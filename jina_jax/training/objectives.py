@@ -3,7 +3,10 @@ schema (``jina_jax.data.pipeline``: ``ids, segments, positions [R, L]`` plus per
 
 ``ContrastiveObjective`` (pairs and hard negatives, jina-embeddings v1/v2) embeds every text of
 the batch in one encoder pass over its rows (packed or one text per row) and pools each text
-by its segment id. ``MLMObjective`` is the backbone's masked-LM pretraining (v2, stage 0).
+by its segment id. ``DistillObjective`` (jina-embeddings-v5-text, stage 1) learns a teacher's
+embeddings of the same texts through a learnt projection. ``MLMObjective`` is the backbone's
+masked-LM pretraining (v2, stage 0). The contrastive and distillation losses can be summed over
+nested prefixes of the embedding (Matryoshka, ``matryoshka_dims``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class ContrastiveObjective:
     margin: float = 0.05
     triplet_weight: float = 1.0
     bidirectional: bool = True
+    matryoshka_dims: tuple[int, ...] = ()  # nested prefixes the loss is summed over; () = off
+    matryoshka_weights: tuple[float, ...] = ()  # one per dimension of matryoshka_dims
 
     def __post_init__(self):
         if self.loss not in CONTRASTIVE_LOSSES:
@@ -82,8 +87,15 @@ class ContrastiveObjective:
         )
 
     def loss_from_embeddings(self, texts, batch):
-        """The loss of the text embeddings ``[N, D]`` laid out as ``batch``. Documents are the
-        positives then all hard negatives (``p p .. n n ..``), the layout the labels assume."""
+        """The loss of the text embeddings ``[N, D]`` laid out as ``batch``, summed over the
+        Matryoshka prefixes when there are any."""
+        return losses.matryoshka_loss(
+            lambda t: self._loss(t, batch), self.matryoshka_dims, self.matryoshka_weights, texts
+        )
+
+    def _loss(self, texts, batch):
+        """Documents are the positives then all hard negatives (``p p .. n n ..``), the layout
+        the labels assume."""
         b, k, _ = batch_layout(batch)
         q, p = texts[:b], texts[b : 2 * b]
         n = texts[2 * b :].reshape(b, k, -1) if k else None
@@ -117,6 +129,102 @@ class ContrastiveObjective:
 
     def flops(self, batch) -> float:
         """Model FLOPs of a training step: forward + backward = 3 x forward."""
+        return 3 * forward_flops(self.model, *batch["ids"].shape)
+
+
+DISTILL_LOSSES = ("cosine", "mse")
+PROJECTIONS = ("student", "teacher", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillObjective:
+    """Embedding distillation (jina-embeddings-v5-text, stage 1): the student encoder learns the
+    teacher's embeddings of the batch's texts (``batch["teacher"] [B, 2, D_t]``: each record's
+    query and positive, computed once by the teacher, ``jina_jax.training.teacher``).
+
+    ``projection="student"`` (what the v5 paper found best): a learnt linear map takes the
+    student's embedding (its first ``d`` dimensions, for each Matryoshka prefix ``d``) into the
+    teacher's space, where the loss is taken. ``"teacher"``: a learnt map takes the teacher's
+    embedding into the student's space instead. ``"none"``: equal widths, no map. ``loss``:
+    ``cosine`` or ``mse``; ``spread_out_weight`` adds the spread-out regulariser on the student's
+    embeddings. Parameters: ``{"encoder": ..., "projection": {"dim_<d>": [d, D_t] | [D_t, d]}}``.
+    """
+
+    model: EncoderConfig
+    teacher_dim: int
+    pooling: str = "mean"
+    loss: str = "cosine"
+    projection: str = "student"
+    spread_out_weight: float = 0.0
+    matryoshka_dims: tuple[int, ...] = ()
+    matryoshka_weights: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        if self.loss not in DISTILL_LOSSES:
+            raise ValueError(f"unknown distillation loss {self.loss!r}; use one of {DISTILL_LOSSES}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"unknown projection {self.projection!r}; use one of {PROJECTIONS}")
+        if self.projection == "none" and self.model.hidden_size != self.teacher_dim:
+            raise ValueError(
+                f"projection='none' needs equal widths; student {self.model.hidden_size}, "
+                f"teacher {self.teacher_dim}"
+            )
+
+    @property
+    def encoder(self) -> ContrastiveObjective:
+        return ContrastiveObjective(self.model, pooling=self.pooling)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return losses.nested_prefixes(self.matryoshka_dims, self.model.hidden_size)
+
+    def init(self, rng: jax.Array, length: int = 8):
+        encoder = self.encoder.init(rng, length)
+        if self.projection == "none":
+            return {"encoder": encoder}
+        keys = jax.random.split(jax.random.fold_in(rng, 7), len(self.dims))
+        heads = {}
+        for key, d in zip(keys, self.dims):
+            shape = (d, self.teacher_dim) if self.projection == "student" else (self.teacher_dim, d)
+            heads[f"dim_{d}"] = nn.with_logical_partitioning(
+                lambda k, s: jax.random.normal(k, s) / np.sqrt(s[0]), (None, None)
+            )(key, shape)
+        return {"encoder": encoder, "projection": heads}
+
+    def __call__(self, params, batch, rng, train: bool = True):
+        texts = self.encoder.embed(params["encoder"], batch, rng, train)  # [2B, D]
+        teacher = batch["teacher"]  # [B, 2, D_t]: query, positive of each record
+        target = jnp.concatenate([teacher[:, 0], teacher[:, 1]]).astype(jnp.float32)
+        weight_of = dict(zip(self.matryoshka_dims, self.matryoshka_weights))
+        total, metrics = 0.0, {}
+        for d in self.dims:
+            student = texts[:, :d]
+            if self.projection == "student":
+                pred, goal = student @ params["projection"][f"dim_{d}"], target
+            elif self.projection == "teacher":
+                pred, goal = student, target @ params["projection"][f"dim_{d}"]
+            else:
+                pred, goal = student, target
+            loss_d, metrics_d = losses.distill_loss(pred, goal, self.loss)
+            total = total + weight_of.get(d, 1.0) * loss_d
+            if d == self.model.hidden_size:
+                metrics = dict(metrics_d)
+            if len(self.dims) > 1:
+                metrics[f"loss@{d}"] = loss_d
+        if self.spread_out_weight:
+            spread = losses.spread_out_loss(texts)
+            total = total + self.spread_out_weight * spread
+            metrics["spread_out"] = spread
+        metrics["loss"] = total
+        return total, metrics
+
+    def tokens(self, batch) -> int:
+        return batch["ids"].size
+
+    def examples(self, batch) -> int:
+        return batch["query_lengths"].shape[0]
+
+    def flops(self, batch) -> float:
         return 3 * forward_flops(self.model, *batch["ids"].shape)
 
 

@@ -16,13 +16,14 @@ from typing import Any
 import jax
 from ml_collections import ConfigDict
 
-from jina_jax import config_lib
+from jina_jax import config_lib, storage
 from jina_jax import sharding as shd
 from jina_jax.data import catalog
 from jina_jax.data.pipeline import MLMBatches, PairBatches
 from jina_jax.data.sampler import DatasetSpec
 from jina_jax.models import EncoderConfig
-from jina_jax.training.objectives import ContrastiveObjective, MLMObjective
+from jina_jax.training.objectives import ContrastiveObjective, DistillObjective, MLMObjective
+from jina_jax.training.teacher import TeacherTargets
 
 
 class StageTask:
@@ -45,6 +46,13 @@ class StageTask:
 
     def batches(self, tokenizer, mesh, rules):
         raise NotImplementedError
+
+    def prepare(self, load_embedder) -> None:
+        """Loads what the stage needs beyond the config (a distillation teacher), through the
+        loader the caller hands in (``jina_jax.loading.load_embedder``)."""
+
+    def finish(self) -> None:
+        """Called after the stage's training (also when it stops early)."""
 
     def starting_params(self, params) -> tuple[Any, tuple[str, ...]]:
         """The previous stage's (or the import's) encoder or MLM weights -> this stage's
@@ -111,9 +119,11 @@ class ContrastiveTask(StageTask):
             temperature=cfg.temperature,
             margin=cfg.margin,
             triplet_weight=cfg.triplet_weight,
+            matryoshka_dims=tuple(cfg.matryoshka_dims),
+            matryoshka_weights=tuple(cfg.matryoshka_weights),
         )
 
-    def batches(self, tokenizer, mesh, rules) -> PairBatches:
+    def batches(self, tokenizer, mesh, rules, targets=None) -> PairBatches:
         cfg = self.cfg
         if not cfg.datasets:
             raise ValueError(f"config.{self.name}.datasets is empty: name at least one dataset")
@@ -134,7 +144,7 @@ class ContrastiveTask(StageTask):
                 )
             )
         # Rows split evenly over the batch shards, and over GradCache chunks.
-        row_multiple = math.lcm(shd.batch_shards(mesh, rules), cfg.grad_cache_chunk or 1)
+        row_multiple = math.lcm(shd.batch_shards(mesh, rules), self.grad_cache_chunk or 1)
         return PairBatches(
             sources,
             specs,
@@ -146,6 +156,7 @@ class ContrastiveTask(StageTask):
             pack=cfg.pack,
             row_multiple=row_multiple,
             row_steps_per_octave=cfg.pack_row_steps,
+            targets=targets,
             **self._process(),
         )
 
@@ -156,11 +167,58 @@ class ContrastiveTask(StageTask):
     def starting_params(self, params):
         if "cls" in params:  # an MLM backbone: its encoder, whose pooler it never had
             return params["bert"], ("pooler/.*",)
+        if "encoder" in params:  # a distilled encoder: its projection head stays behind
+            return params["encoder"], ()
         return params, ()
+
+
+class DistillTask(ContrastiveTask):
+    """Embedding distillation (v5-text, stage 1) on the queries and positives of pair
+    datasets: the teacher's vectors come from ``prepare``'s teacher (``TeacherTargets``)."""
+
+    teacher: TeacherTargets | None = None
+
+    def prepare(self, load_embedder) -> None:
+        cfg = self.cfg
+        embedder = load_embedder(
+            cfg.teacher, batch_size=cfg.teacher_batch_size, max_length=cfg.teacher_max_length
+        )
+        cache = cfg.cache_dir or str(storage.as_path(self.config.data.dir) / "teacher_cache")
+        self.teacher = TeacherTargets(embedder, cache, max_length=cfg.teacher_max_length)
+
+    def objective(self, model_config: EncoderConfig) -> DistillObjective:
+        cfg = self.cfg
+        return DistillObjective(
+            model_config,
+            teacher_dim=self.teacher.dim,
+            pooling=self.config.pooling,
+            loss=cfg.loss,
+            projection=cfg.projection,
+            spread_out_weight=cfg.spread_out_weight,
+            matryoshka_dims=tuple(cfg.matryoshka_dims),
+            matryoshka_weights=tuple(cfg.matryoshka_weights),
+        )
+
+    def batches(self, tokenizer, mesh, rules, targets=None) -> PairBatches:
+        return super().batches(tokenizer, mesh, rules, targets=self.teacher)
+
+    @property
+    def grad_cache_chunk(self) -> int:
+        return 0
+
+    def starting_params(self, params):
+        encoder, fresh = super().starting_params(params)
+        return {"encoder": encoder}, (*(f"encoder/{p}" for p in fresh), "projection/.*")
+
+    def finish(self) -> None:
+        if self.teacher is not None:
+            self.teacher.flush()
+            print(f"[{self.name}] teacher vectors computed this run: {self.teacher.computed}")
 
 
 TASKS: dict[str, type[StageTask]] = {
     "mlm": MLMTask,
+    "distill": DistillTask,
     "pairs": ContrastiveTask,
     "triplets": ContrastiveTask,
 }
