@@ -89,6 +89,7 @@ def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config
     spec = read_model_spec(workdir)
     config = config_from_dict({**spec["config"], **config_overrides})
     params, _ = restore_params(workdir, step)
+    params = encoder_params(params)
     check_params_match(params, config, source=str(workdir / CHECKPOINT_DIR))
     with storage.local_copy(workdir / TOKENIZER_DIR) as folder:
         tokenizer = load_tokenizer(folder)
@@ -100,6 +101,18 @@ def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config
         normalize=spec.get("normalize", False),
         max_length=spec.get("max_length", config.max_length),
     )
+
+
+def encoder_params(params):
+    """The encoder's parameters in a training state's ``params``: a distillation stage keeps
+    them under ``encoder``, next to its ``projection`` heads (which the model does not use)."""
+    if (
+        isinstance(params, dict)
+        and "encoder" in params
+        and set(params) <= {"encoder", "projection"}
+    ):
+        return params["encoder"]
+    return params
 
 
 def check_params_match(params, config, source: str) -> None:

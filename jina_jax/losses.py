@@ -206,7 +206,7 @@ def matryoshka_loss(loss_fn, dims, weights, *embeddings):
     (each prefix is normalised inside the losses, which take cosines). ``dims`` empty: the
     plain loss. ``weights`` (one per dimension of ``dims``, in its order; empty: all 1) weight the
     prefixes; the full width always counts with weight 1 when not listed. Metrics are the full
-    width's, plus ``loss@d`` per prefix."""
+    width's, plus ``loss_dim_<d>`` per prefix."""
     full = embeddings[0].shape[-1]
     if not dims:
         return loss_fn(*embeddings)
@@ -217,7 +217,7 @@ def matryoshka_loss(loss_fn, dims, weights, *embeddings):
         total = total + weight_of.get(d, 1.0) * loss_d
         if d == full:
             metrics = dict(metrics_d)
-        metrics[f"loss@{d}"] = loss_d
+        metrics[f"loss_dim_{d}"] = loss_d
     metrics["loss"] = total
     return total, metrics
 

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import numpy as np
 from absl import app, flags
@@ -49,6 +50,7 @@ from jina_jax.loading import load_embedder, load_model
 from jina_jax.model import Model
 from jina_jax.models import config_from_dict
 from jina_jax.sharding import batch_shards, make_mesh
+from jina_jax.training import word_init
 from jina_jax.training.checkpointing import config_differences, restore_params, saved_fingerprint
 from jina_jax.training.loop import train_stage
 from jina_jax.training.tasks import TASKS
@@ -155,14 +157,42 @@ def stage_train(run: Run, stage: str, previous: epath.Path | None) -> dict:
         checkpoints.write_model_spec(folder, dataclasses.replace(base, config=model_config))
     if previous is not None:
         start, _ = restore_params(previous)
+        start = checkpoints.encoder_params(start)  # a distillation stage's projection stays
     else:
         start = base.params
     reinit = tuple(task.cfg.reinit)
     if start is not None:
         start, known_fresh = task.starting_params(start)
         reinit += known_fresh
+    task.prepare(load_embedder)
+    try:
+        objective = task.objective(model_config)
+        if start is None and run.config.init_word_embeddings:
+            start, reinit = _word_embedding_start(run, objective, model_config)
+        return _train(run, task, objective, base, model_config, folder, start, reinit)
+    finally:
+        task.finish()
+
+
+def _word_embedding_start(run: Run, objective, model_config) -> tuple[dict, tuple[str, ...]]:
+    """A first stage's starting tree: ``init_word_embeddings``'s token table (matched by token,
+    PCA-reduced to the model's width); every other parameter starts fresh."""
+    source = run.config.init_word_embeddings
+    shapes = nn.meta.unbox(jax.eval_shape(objective.init, jax.random.key(0)))
+    _, leaf = word_init.find_table(shapes)
+    table, matched = word_init.aligned_table(
+        load_model(source), run.base_model.tokenizer, leaf.shape[1], seed=run.config.seed
+    )
+    print(
+        f"word embeddings from {source}: {matched} of {len(table)} tokens matched, "
+        f"reduced to width {leaf.shape[1]}"
+    )
+    return word_init.initial_params(shapes, table)
+
+
+def _train(run: Run, task, objective, base: Model, model_config, folder, start, reinit) -> dict:
     result = train_stage(
-        objective=task.objective(model_config),
+        objective=objective,
         batches=task.batches(base.tokenizer, run.mesh, run.rules),
         stage_cfg=task.cfg,
         workdir=folder,
@@ -200,7 +230,7 @@ class PeriodicEvals:
         return any(is_due(e.get("every"), step, last_step) for e in self.evals.values())
 
     def __call__(self, step: int, params, last_step: int) -> dict[str, float]:
-        current = dataclasses.replace(self.model, params=params)
+        current = dataclasses.replace(self.model, params=checkpoints.encoder_params(params))
         data_dir = str(self.run.config.data.dir)
         results = run_evals(self.evals, current, step=step, last_step=last_step, data_dir=data_dir)
         if self.log_file is not None:

@@ -116,7 +116,10 @@ def init_state(
     if init_params is not None:
         merged, fresh = merge_params(jax.tree.map(np.asarray, params), init_params, reinit=reinit)
         if fresh:
-            print(f"initialised afresh (reinit patterns): {', '.join(fresh)}")
+            shown = ", ".join(fresh[:12]) + (
+                f", ... ({len(fresh)} in all)" if len(fresh) > 12 else ""
+            )
+            print(f"initialised afresh (reinit patterns): {shown}")
         params = jax.device_put(merged, param_sharding)
     with jax.set_mesh(mesh):
         opt_state = jax.jit(tx.init)(params)

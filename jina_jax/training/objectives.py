@@ -161,7 +161,9 @@ class DistillObjective:
 
     def __post_init__(self):
         if self.loss not in DISTILL_LOSSES:
-            raise ValueError(f"unknown distillation loss {self.loss!r}; use one of {DISTILL_LOSSES}")
+            raise ValueError(
+                f"unknown distillation loss {self.loss!r}; use one of {DISTILL_LOSSES}"
+            )
         if self.projection not in PROJECTIONS:
             raise ValueError(f"unknown projection {self.projection!r}; use one of {PROJECTIONS}")
         if self.projection == "none" and self.model.hidden_size != self.teacher_dim:
@@ -210,7 +212,7 @@ class DistillObjective:
             if d == self.model.hidden_size:
                 metrics = dict(metrics_d)
             if len(self.dims) > 1:
-                metrics[f"loss@{d}"] = loss_d
+                metrics[f"loss_dim_{d}"] = loss_d
         if self.spread_out_weight:
             spread = losses.spread_out_loss(texts)
             total = total + self.spread_out_weight * spread

@@ -167,8 +167,6 @@ class ContrastiveTask(StageTask):
     def starting_params(self, params):
         if "cls" in params:  # an MLM backbone: its encoder, whose pooler it never had
             return params["bert"], ("pooler/.*",)
-        if "encoder" in params:  # a distilled encoder: its projection head stays behind
-            return params["encoder"], ()
         return params, ()
 
 
@@ -184,7 +182,9 @@ class DistillTask(ContrastiveTask):
             cfg.teacher, batch_size=cfg.teacher_batch_size, max_length=cfg.teacher_max_length
         )
         cache = cfg.cache_dir or str(storage.as_path(self.config.data.dir) / "teacher_cache")
-        self.teacher = TeacherTargets(embedder, cache, max_length=cfg.teacher_max_length)
+        self.teacher = TeacherTargets(
+            embedder, cache, max_length=cfg.teacher_max_length, **self._process()
+        )
 
     def objective(self, model_config: EncoderConfig) -> DistillObjective:
         cfg = self.cfg
