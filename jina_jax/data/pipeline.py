@@ -318,12 +318,20 @@ def take(source: Sequence, indices: np.ndarray) -> list:
 
 class BatchIterator:
     """Iterates `batch_at(step)` from a step on; `get_state()`/`set_state()` save and restore the
-    position. With `prefetch > 0` that many future batches are computed in a background thread."""
+    position. With `prefetch > 0` that many future batches are computed in a background thread;
+    none at or past `stop` (the stage's last step), whose work would be thrown away."""
 
-    def __init__(self, batch_at: Callable[[int], Batch], step: int = 0, prefetch: int = 0):
+    def __init__(
+        self,
+        batch_at: Callable[[int], Batch],
+        step: int = 0,
+        prefetch: int = 0,
+        stop: int | None = None,
+    ):
         self._batch_at = batch_at
         self.step = int(step)
         self._prefetch = int(prefetch)
+        self._stop = stop
         self._pool = (
             concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batches")
             if prefetch > 0
@@ -340,6 +348,8 @@ class BatchIterator:
         else:
             while len(self._pending) <= self._prefetch:
                 ahead = self.step + len(self._pending)
+                if self._pending and self._stop is not None and ahead >= self._stop:
+                    break
                 self._pending.append(self._pool.submit(self._batch_at, ahead))
             batch = self._pending.popleft().result()
         self.step += 1

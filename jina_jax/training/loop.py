@@ -234,7 +234,9 @@ def train_stage(
         disable=not show_progress or jax.process_index() != 0,
     )
     # Batch k + 1 is built on a host thread while the devices run step k.
-    batch_iter = BatchIterator(batches.batch_at, start_step, prefetch=int(stage_cfg.prefetch))
+    batch_iter = BatchIterator(
+        batches.batch_at, start_step, prefetch=int(stage_cfg.prefetch), stop=total_steps
+    )
     try:
         for step in range(start_step, total_steps):
             host_batch = next(batch_iter)
