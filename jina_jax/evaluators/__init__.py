@@ -16,6 +16,14 @@ path, or the records themselves; ``data_dir``: the starter corpus, default
 from a Model; ``max_length``: passed to ``embed``). Its ``headline`` class attribute names the
 metric that result tables show. ``compare`` runs the same entries for several embedders (the
 workflow's 'evaluate' stage: the trained model against TF-IDF and baseline models).
+
+Quantised and Matryoshka retrieval: ``dims`` and ``quantization`` / ``rescore`` of the
+retrieval evaluator (``dims`` also on sts and negation); ``quantization_table`` turns one
+result into the table of nDCG@10 retained per size and precision:
+
+    metrics = run_evaluator("retrieval", model, dataset="python_faq", dims=(256, 128, 64),
+                            quantization=("float32", "int8", "binary"), rescore=100)
+    print(quantization_table(metrics))
 """
 
 from __future__ import annotations
@@ -128,6 +136,50 @@ def results_table(rows: Mapping[str, Mapping], entries: Mapping[str, Mapping]) -
     return "\n".join(lines)
 
 
+# The columns of ``quantization_table``: (header, metric-name part after the dims).
+QUANTIZATION_COLUMNS = (
+    ("float32", ""),
+    ("int8", "int8"),
+    ("int8+rescore", "int8+rescore"),
+    ("binary", "binary"),
+    ("binary+rescore", "binary+rescore"),
+)
+
+
+def quantization_table(metrics: Mapping[str, Any], metric: str = "ndcg_at_10") -> str:
+    """Markdown table of one retrieval result with ``dims`` and ``quantization``: one row per
+    embedding size (the full size first, then each truncation found, largest first), one column
+    per precision (float32, int8, int8+rescore, binary, binary+rescore); each cell
+    ``metric`` and, in brackets, its share of the full-size float32 value ("-" where not
+    evaluated)."""
+    reference = metrics.get(metric)
+    prefix = f"{metric}@"
+    dims = set()
+    for key in metrics:
+        head = key[len(prefix) :].split("+")[0] if key.startswith(prefix) else ""
+        if head.isdigit():
+            dims.add(int(head))
+    full = metrics.get("embedding_dim")
+    dims.discard(full)
+    rows = [(f"{full} (full)" if full else "full", "")]
+    rows += [(str(d), str(d)) for d in sorted(dims, reverse=True)]
+    columns = " | ".join(name for name, _ in QUANTIZATION_COLUMNS)
+    lines = [f"| dims ({metric}) | {columns} |", "|---" + "|---:" * len(QUANTIZATION_COLUMNS) + "|"]
+    for label, dim in rows:
+        cells = []
+        for _, part in QUANTIZATION_COLUMNS:
+            suffix = "+".join(p for p in (dim, part) if p)
+            value = metrics.get(f"{metric}@{suffix}" if suffix else metric)
+            if value is None:
+                cells.append("-")
+            elif reference:
+                cells.append(f"{value:.4f} ({100 * value / reference:.1f}%)")
+            else:
+                cells.append(f"{value:.4f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 __all__ = [
     "EVALUATORS",
     "HEADLINE",
@@ -141,6 +193,7 @@ __all__ = [
     "compare",
     "is_due",
     "make_evaluator",
+    "quantization_table",
     "results_table",
     "run_evals",
     "run_evaluator",

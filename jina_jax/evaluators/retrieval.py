@@ -12,19 +12,23 @@ from typing import Any
 import ir_measures
 import numpy as np
 from ir_measures import AP, R, nDCG
+from scipy import sparse
 
 from jina_jax.data.hashing import stable_sample
 from jina_jax.data.readers import BeirDataset, read_beir
 from jina_jax.encoding import chunk_windows, late_chunking
 from jina_jax.evaluators.common import (
     as_embedder,
+    check_dims,
     dot,
     embed,
     embed_chunks,
     fit,
     load_starter,
     top_k_search,
+    truncate,
 )
+from jina_jax.evaluators.quantization import PRECISIONS, index_bytes, quantized_search
 
 # Our metric names (MTEB's) -> ir-measures measures; AP@k is trec_eval's map_cut.k.
 MEASURES = {"ndcg_at_10": nDCG @ 10, "map_at_10": AP @ 10, "recall_at_100": R @ 100}
@@ -80,6 +84,25 @@ class RetrievalEvaluator:
     tokenizer of ``chunk_model`` (a ``Model``; default: ``embedder.model``), so an embedder
     without a model can be scored naive-chunked on the same chunks as a model. Chunk vectors
     are held in memory.
+
+    Quantised and per-dimension (Matryoshka) retrieval (``chunking="none"``, dense embedders):
+    ``quantization`` lists the corpus precisions to search ("float32", "int8", "binary";
+    ``jina_jax.evaluators.quantization`` defines them: int8 ranges are calibrated on the corpus,
+    binary is scored by Hamming distance); ``rescore`` > 0 also re-ranks the top ``rescore``
+    candidates of int8 / binary with the float32 query vectors (the run then holds
+    ``min(top_k, rescore)`` documents). ``dims`` adds each listed truncation: embeddings cut to
+    their first d dimensions and L2-renormalised (embedded once, at full size). Metric names:
+    the full-size float32 metrics keep their plain names (``ndcg_at_10``, ``map_at_10``,
+    ``recall_at_100``, ``index_bytes``); every other setting appends ``@`` and its parts joined
+    by ``+``, in the order dims, precision, rescore::
+
+        ndcg_at_10@int8   ndcg_at_10@binary+rescore   ndcg_at_10@256   ndcg_at_10@128+binary+rescore
+        index_bytes@binary   index_bytes@128+int8      (rescoring uses the same index: no bytes)
+
+    ``index_bytes`` is the flat corpus index: N x D x 4 (float32), N x D (int8), N x ceil(D / 8)
+    (binary); ``embedding_dim`` is D. With anything beyond full-size float32 the corpus
+    embeddings are held in memory (N x D x 4 bytes) to be truncated and quantised; score
+    matrices stay blockwise. ``jina_jax.evaluators.quantization_table`` tabulates the results.
     """
 
     headline = "ndcg_at_10"
@@ -98,10 +121,43 @@ class RetrievalEvaluator:
     chunk_by: str = "sentences"  # sentences | tokens
     chunk_tokens: int = 64
     chunk_model: Any = None  # a Model whose tokenizer cuts chunks; default: embedder.model
+    quantization: tuple[str, ...] = ("float32",)  # of float32, int8, binary
+    rescore: int = 0  # re-rank this many int8 / binary candidates with float32 queries
+    dims: tuple[int, ...] = ()  # Matryoshka truncations, besides the full size
 
     def __post_init__(self):
         if self.chunking not in ("none", "naive", "late"):
             raise ValueError(f"chunking must be none, naive or late, got {self.chunking!r}")
+        if isinstance(self.quantization, str):
+            self.quantization = (self.quantization,)
+        self.quantization = tuple(self.quantization)
+        unknown = [p for p in self.quantization if p not in PRECISIONS]
+        if (
+            unknown
+            or not self.quantization
+            or len(set(self.quantization)) != len(self.quantization)
+        ):
+            raise ValueError(
+                f"quantization must list distinct precisions of {PRECISIONS}, got "
+                f"{self.quantization!r}"
+            )
+        if isinstance(self.rescore, bool) or not isinstance(self.rescore, int) or self.rescore < 0:
+            raise ValueError(f"rescore must be an integer >= 0, got {self.rescore!r}")
+        if self.rescore and set(self.quantization) == {"float32"}:
+            raise ValueError(
+                "rescore re-ranks int8 / binary candidates: add int8 or binary to quantization"
+            )
+        self.dims = check_dims(self.dims)
+        if self.chunking != "none" and not self.plain:
+            raise ValueError(
+                "quantization and dims are evaluated without chunking (chunking='none'); got "
+                f"chunking={self.chunking!r}"
+            )
+
+    @property
+    def plain(self) -> bool:
+        """Full-size float32 only (no quantisation, no truncation): the streaming search."""
+        return self.quantization == ("float32",) and not self.dims
 
     def __call__(self, embedder) -> dict[str, Any]:
         data = load_beir(self.dataset, self.data_dir, self.split)
@@ -112,41 +168,89 @@ class RetrievalEvaluator:
         ]
         query_ids = [query_ids[i] for i in stable_sample(query_ids, self.max_queries, "eval")]
         doc_ids = list(data.corpus)
-        run = self.search(
+        runs, sizes = self.search_all(
             embedder, [data.queries[q] for q in query_ids], [data.corpus[d] for d in doc_ids]
         )
-        run = {
-            query_ids[i]: {doc_ids[j]: score for j, score in hits.items()}
-            for i, hits in enumerate(run)
-        }
-        metrics = trec_metrics({q: data.qrels[q] for q in query_ids}, run)
-        return {**metrics, "num_queries": len(query_ids), "num_documents": len(doc_ids)}
+        qrels = {q: data.qrels[q] for q in query_ids}
+        metrics = {}
+        for suffix, run in runs.items():
+            run = {
+                query_ids[i]: {doc_ids[j]: score for j, score in hits.items()}
+                for i, hits in enumerate(run)
+            }
+            metrics |= {f"{k}{suffix}": v for k, v in trec_metrics(qrels, run).items()}
+        return {**metrics, **sizes, "num_queries": len(query_ids), "num_documents": len(doc_ids)}
 
     def search(self, embedder, queries: list[str], documents: list[str]) -> list[dict[int, float]]:
-        """Per query, {document index: cosine} of its ``top_k`` documents. ``embedder``: an
-        embedder or a jina_jax ``Model``."""
+        """Per query, {document index: cosine} of its ``top_k`` documents (full size, float32).
+        ``embedder``: an embedder or a jina_jax ``Model``."""
+        return self.search_all(embedder, queries, documents)[0][""]
+
+    def search_all(
+        self, embedder, queries: list[str], documents: list[str]
+    ) -> tuple[dict[str, list[dict[int, float]]], dict[str, int]]:
+        """({metric-name suffix: run}, {index_bytes[suffix] / embedding_dim: value}): one run
+        per setting (suffix "" for full-size float32; see the class docstring), each run a list
+        over the queries of {document index: score} of the ``top_k`` documents."""
         embedder = as_embedder(embedder, batch_size=self.batch_size)
         model = self._model(embedder)  # before any work: late chunking without a model fails
         fit(embedder, documents)
         query_vectors = embed(
             embedder, queries, max_length=self.query_max_length or self.max_length
         )
+        if sparse.issparse(query_vectors) and not self.plain:
+            raise ValueError(
+                f"embedder {getattr(embedder, 'name', type(embedder).__name__)!r} gives sparse "
+                "rows (TF-IDF): only full-size float32 retrieval applies (quantization=('float32',"
+                f"), dims=()); got quantization={self.quantization!r}, dims={self.dims!r}"
+            )
         if self.chunking != "none":
             scores, index = self._search_chunks(embedder, model, query_vectors, documents)
-        else:
-            chunks = embed_chunks(
-                embedder,
-                documents,
-                chunk_size=self.corpus_chunk_size,
-                max_length=self.max_length,
-            )
+            return {"": _as_run(scores, index)}, {}
+        chunks = embed_chunks(
+            embedder, documents, chunk_size=self.corpus_chunk_size, max_length=self.max_length
+        )
+        if self.plain:
             scores, index = top_k_search(
                 query_vectors, chunks, self.top_k, block_size=self.block_size
             )
-        return [
-            {int(j): float(s) for j, s in zip(row_index, row_scores)}
-            for row_index, row_scores in zip(index, scores.astype(np.float64))
-        ]
+            if sparse.issparse(query_vectors):
+                return {"": _as_run(scores, index)}, {}
+            dim = query_vectors.shape[1]
+            sizes = {
+                "embedding_dim": dim,
+                "index_bytes": index_bytes(len(documents), dim, "float32"),
+            }
+            return {"": _as_run(scores, index)}, sizes
+        chunks = list(chunks)  # held: truncated and quantised once per setting
+        runs, sizes = {}, {"embedding_dim": query_vectors.shape[1]}
+        for dim in (None, *self.dims):
+            queries_d = truncate(query_vectors, dim)
+            chunks_d = [(offset, truncate(chunk, dim)) for offset, chunk in chunks]
+            for precision in self.quantization:
+                name = _suffix(dim, precision)
+                if precision == "float32":
+                    scores, index = top_k_search(
+                        queries_d, chunks_d, self.top_k, block_size=self.block_size
+                    )
+                    runs[name] = _as_run(scores, index)
+                    sizes[f"index_bytes{name}"] = index_bytes(
+                        len(documents), queries_d.shape[1], precision
+                    )
+                    continue
+                found = quantized_search(
+                    queries_d,
+                    chunks_d,
+                    precision,
+                    self.top_k,
+                    rescore=self.rescore,
+                    block_size=self.block_size,
+                )
+                runs[name] = _as_run(found.scores, found.index)
+                sizes[f"index_bytes{name}"] = found.index_bytes
+                if found.rescored is not None:
+                    runs[_suffix(dim, precision, rescored=True)] = _as_run(*found.rescored)
+        return runs, sizes
 
     def _model(self, embedder):
         """The ``Model`` that cuts chunks (and, for late chunking, embeds them); None when
@@ -213,3 +317,19 @@ class RetrievalEvaluator:
             all_index.append(index)
             all_scores.append(np.take_along_axis(per_doc, index, axis=1))
         return np.concatenate(all_scores), np.concatenate(all_index)
+
+
+def _suffix(dim: int | None, precision: str, rescored: bool = False) -> str:
+    """The metric-name suffix: none for full-size float32, else "@" and the parts (dims,
+    precision, rescore) joined by "+"."""
+    parts = [str(dim)] if dim is not None else []
+    parts += [precision] if precision != "float32" else []
+    parts += ["rescore"] if rescored else []
+    return "@" + "+".join(parts) if parts else ""
+
+
+def _as_run(scores: np.ndarray, index: np.ndarray) -> list[dict[int, float]]:
+    return [
+        {int(j): float(s) for j, s in zip(row_index, row_scores)}
+        for row_index, row_scores in zip(index, scores.astype(np.float64))
+    ]
