@@ -92,14 +92,57 @@ def dot(a, b) -> np.ndarray:
     return product.toarray() if sparse.issparse(product) else np.asarray(product)
 
 
-def check_dims(dims: Any) -> tuple[int, ...]:
-    """``dims`` (an int or a sequence of ints) as a tuple of distinct positive ints."""
-    dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
+def check_dims(dims: Any) -> tuple[int, ...] | None:
+    """``dims`` (an int or a sequence of ints) as a tuple of distinct positive ints; None stays
+    None (the evaluators' default: the Matryoshka dims of the embedder's model)."""
+    if dims is None:
+        return None
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
     if any(isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1 for d in dims):
         raise ValueError(f"dims must be positive integers, got {dims!r}")
     if len(set(dims)) != len(dims):
         raise ValueError(f"dims must be distinct, got {dims!r}")
     return tuple(int(d) for d in dims)
+
+
+def evaluation_dims(dims: tuple[int, ...] | None, embedder, width: int) -> tuple[int, ...]:
+    """The truncations to score, largest first: ``dims``, or when None the ``matryoshka_dims``
+    of ``embedder.model`` (none for an embedder without a model, e.g. TF-IDF). The full
+    ``width`` is left out: its scores are the plain metrics."""
+    if dims is None:
+        dims = getattr(getattr(embedder, "model", None), "matryoshka_dims", ())
+    return tuple(sorted((d for d in dims if d != width), reverse=True))
+
+
+# Names of per-dimension and quantised metrics: the plain metric, then "dim_<d>" for a
+# truncation, then the precision ("int8", "binary", "int8_rescore", "binary_rescore"), joined by
+# "/"; full-size float32 keeps the plain name. "/" and "_" are what TensorBoard tags allow
+# (training logs eval/<entry>/<name>), and "/" groups a metric's variants there.
+FLOAT32 = "float32"
+
+
+def metric_name(metric: str, dim: int | None = None, precision: str = FLOAT32) -> str:
+    """``metric_name("ndcg_at_10", 256, "binary_rescore")`` -> ``ndcg_at_10/dim_256/binary_rescore``;
+    ``metric_name("spearman", 128)`` -> ``spearman/dim_128``; ``metric_name("ndcg_at_10")`` ->
+    ``ndcg_at_10``."""
+    parts = [metric]
+    if dim is not None:
+        parts.append(f"dim_{dim}")
+    if precision != FLOAT32:
+        parts.append(precision)
+    return "/".join(parts)
+
+
+def split_metric_name(name: str) -> tuple[str, int | None, str]:
+    """The inverse of ``metric_name``: (metric, dim or None, precision)."""
+    metric, *rest = name.split("/")
+    dim = None
+    if rest and rest[0].startswith("dim_") and rest[0][4:].isdigit():
+        dim = int(rest.pop(0)[4:])
+    precision = rest.pop(0) if rest else FLOAT32
+    if rest:
+        raise ValueError(f"not a metric name: {name!r}")
+    return metric, dim, precision
 
 
 def truncate(vectors: Any, dim: int | None) -> np.ndarray:

@@ -24,8 +24,10 @@ from jina_jax.evaluators.common import (
     as_embedder,
     check_dims,
     embed,
+    evaluation_dims,
     fit,
     load_starter,
+    metric_name,
     row_dot,
     truncate,
 )
@@ -65,8 +67,9 @@ class NegationEvaluator:
     fitted embedder (TF-IDF) is fitted on all anchor, entailment and negative texts.
 
     ``dims``: also score the embeddings truncated to their first d dimensions and
-    L2-renormalised (Matryoshka; embedded once at full size), each metric with an ``@{d}``
-    suffix (``hard_error_rate@128``); dense embedders only."""
+    L2-renormalised (Matryoshka; embedded once at full size), each metric named as
+    ``common.metric_name`` names it (``hard_error_rate/dim_128``); dense embedders only. None
+    (the default): the ``matryoshka_dims`` of the embedder's model; (): none."""
 
     headline = "hard_error_rate"
 
@@ -74,7 +77,7 @@ class NegationEvaluator:
     data_dir: str | None = None
     batch_size: int = 32
     max_length: int | None = None
-    dims: tuple[int, ...] = ()
+    dims: tuple[int, ...] | None = None
 
     def __post_init__(self):
         self.dims = check_dims(self.dims)
@@ -88,8 +91,8 @@ class NegationEvaluator:
         fit(embedder, texts)
         vectors = embed(embedder, texts, max_length=self.max_length)
         metrics = negation_metrics(vectors[0::3], vectors[1::3], vectors[2::3])
-        for dim in self.dims:
+        for dim in evaluation_dims(self.dims, embedder, vectors.shape[1]):
             cut = truncate(vectors, dim)
             truncated = negation_metrics(cut[0::3], cut[1::3], cut[2::3])
-            metrics |= {f"{name}@{dim}": value for name, value in truncated.items()}
+            metrics |= {metric_name(name, dim): value for name, value in truncated.items()}
         return {**metrics, "num_triplets": len(records)}

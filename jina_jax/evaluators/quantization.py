@@ -29,6 +29,25 @@ PRECISIONS = ("float32", "int8", "binary")
 RESCORE_BLOCK_VALUES = 1 << 22
 
 
+def check_precisions(precisions, rescore: int) -> tuple[tuple[str, ...], int]:
+    """(``precisions`` as a tuple (one name alone allowed), ``rescore``), checked: distinct
+    known precisions, at least one; ``rescore`` an int >= 0, and > 0 only with int8 or binary
+    (it re-ranks their candidates)."""
+    precisions = (precisions,) if isinstance(precisions, str) else tuple(precisions)
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions or len(set(precisions)) != len(precisions):
+        raise ValueError(
+            f"precisions must list distinct precisions of {PRECISIONS}, got {precisions!r}"
+        )
+    if isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 0:
+        raise ValueError(f"rescore must be an integer >= 0, got {rescore!r}")
+    if rescore and set(precisions) == {"float32"}:
+        raise ValueError(
+            "rescore re-ranks int8 / binary candidates: add int8 or binary to precisions"
+        )
+    return precisions, rescore
+
+
 def index_bytes(num_vectors: int, dim: int, precision: str) -> int:
     """Memory of a flat index of ``num_vectors`` ``dim``-dimensional vectors."""
     per_vector = {"float32": dim * 4, "int8": dim, "binary": -(-dim // 8)}

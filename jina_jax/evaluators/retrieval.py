@@ -18,17 +18,20 @@ from jina_jax.data.hashing import stable_sample
 from jina_jax.data.readers import BeirDataset, read_beir
 from jina_jax.encoding import chunk_windows, late_chunking
 from jina_jax.evaluators.common import (
+    FLOAT32,
     as_embedder,
     check_dims,
     dot,
     embed,
     embed_chunks,
+    evaluation_dims,
     fit,
     load_starter,
+    metric_name,
     top_k_search,
     truncate,
 )
-from jina_jax.evaluators.quantization import PRECISIONS, index_bytes, quantized_search
+from jina_jax.evaluators.quantization import check_precisions, index_bytes, quantized_search
 
 # Our metric names (MTEB's) -> ir-measures measures; AP@k is trec_eval's map_cut.k.
 MEASURES = {"ndcg_at_10": nDCG @ 10, "map_at_10": AP @ 10, "recall_at_100": R @ 100}
@@ -86,23 +89,27 @@ class RetrievalEvaluator:
     are held in memory.
 
     Quantised and per-dimension (Matryoshka) retrieval (``chunking="none"``, dense embedders):
-    ``quantization`` lists the corpus precisions to search ("float32", "int8", "binary";
+    ``precisions`` lists the corpus precisions to search ("float32", "int8", "binary";
     ``jina_jax.evaluators.quantization`` defines them: int8 ranges are calibrated on the corpus,
     binary is scored by Hamming distance); ``rescore`` > 0 also re-ranks the top ``rescore``
     candidates of int8 / binary with the float32 query vectors (the run then holds
-    ``min(top_k, rescore)`` documents). ``dims`` adds each listed truncation: embeddings cut to
-    their first d dimensions and L2-renormalised (embedded once, at full size). Metric names:
-    the full-size float32 metrics keep their plain names (``ndcg_at_10``, ``map_at_10``,
-    ``recall_at_100``, ``index_bytes``); every other setting appends ``@`` and its parts joined
-    by ``+``, in the order dims, precision, rescore::
+    ``min(top_k, rescore)`` documents). ``dims`` adds truncations: embeddings cut to their
+    first d dimensions and L2-renormalised (embedded once, at full size); None (the default)
+    takes the ``matryoshka_dims`` of the embedder's model (none for TF-IDF or a model trained
+    without them), () none. Metric names (``common.metric_name``): full-size float32 keeps the
+    plain names (``ndcg_at_10``, ``map_at_10``, ``recall_at_100``, ``index_bytes``); every
+    other setting appends ``/dim_<d>`` (a truncation) and ``/<precision>`` (int8, binary,
+    int8_rescore, binary_rescore), "/"-separated so that they are valid TensorBoard tags::
 
-        ndcg_at_10@int8   ndcg_at_10@binary+rescore   ndcg_at_10@256   ndcg_at_10@128+binary+rescore
-        index_bytes@binary   index_bytes@128+int8      (rescoring uses the same index: no bytes)
+        ndcg_at_10/int8   ndcg_at_10/binary_rescore   ndcg_at_10/dim_256
+        ndcg_at_10/dim_128/binary_rescore   index_bytes/binary   index_bytes/dim_128/int8
 
     ``index_bytes`` is the flat corpus index: N x D x 4 (float32), N x D (int8), N x ceil(D / 8)
-    (binary); ``embedding_dim`` is D. With anything beyond full-size float32 the corpus
-    embeddings are held in memory (N x D x 4 bytes) to be truncated and quantised; score
-    matrices stay blockwise. ``jina_jax.evaluators.quantization_table`` tabulates the results.
+    (binary); rescoring reads the same index (no entry of its own); ``embedding_dim`` is D.
+    With anything beyond full-size float32 the corpus embeddings are held in memory
+    (N x D x 4 bytes) to be truncated and quantised; score matrices stay blockwise.
+    ``jina_jax.evaluators.precision_table`` tabulates the results. Chunked retrieval is
+    full-size float32 only (a model's own dims are then not evaluated).
     """
 
     headline = "ndcg_at_10"
@@ -121,43 +128,20 @@ class RetrievalEvaluator:
     chunk_by: str = "sentences"  # sentences | tokens
     chunk_tokens: int = 64
     chunk_model: Any = None  # a Model whose tokenizer cuts chunks; default: embedder.model
-    quantization: tuple[str, ...] = ("float32",)  # of float32, int8, binary
+    precisions: tuple[str, ...] = ("float32",)  # of float32, int8, binary
     rescore: int = 0  # re-rank this many int8 / binary candidates with float32 queries
-    dims: tuple[int, ...] = ()  # Matryoshka truncations, besides the full size
+    dims: tuple[int, ...] | None = None  # truncations; None: the model's Matryoshka dims
 
     def __post_init__(self):
         if self.chunking not in ("none", "naive", "late"):
             raise ValueError(f"chunking must be none, naive or late, got {self.chunking!r}")
-        if isinstance(self.quantization, str):
-            self.quantization = (self.quantization,)
-        self.quantization = tuple(self.quantization)
-        unknown = [p for p in self.quantization if p not in PRECISIONS]
-        if (
-            unknown
-            or not self.quantization
-            or len(set(self.quantization)) != len(self.quantization)
-        ):
-            raise ValueError(
-                f"quantization must list distinct precisions of {PRECISIONS}, got "
-                f"{self.quantization!r}"
-            )
-        if isinstance(self.rescore, bool) or not isinstance(self.rescore, int) or self.rescore < 0:
-            raise ValueError(f"rescore must be an integer >= 0, got {self.rescore!r}")
-        if self.rescore and set(self.quantization) == {"float32"}:
-            raise ValueError(
-                "rescore re-ranks int8 / binary candidates: add int8 or binary to quantization"
-            )
+        self.precisions, self.rescore = check_precisions(self.precisions, self.rescore)
         self.dims = check_dims(self.dims)
-        if self.chunking != "none" and not self.plain:
+        if self.chunking != "none" and (self.precisions != (FLOAT32,) or self.dims):
             raise ValueError(
-                "quantization and dims are evaluated without chunking (chunking='none'); got "
-                f"chunking={self.chunking!r}"
+                "precisions and dims are evaluated without chunking (chunking='none'); got "
+                f"chunking={self.chunking!r}, precisions={self.precisions!r}, dims={self.dims!r}"
             )
-
-    @property
-    def plain(self) -> bool:
-        """Full-size float32 only (no quantisation, no truncation): the streaming search."""
-        return self.quantization == ("float32",) and not self.dims
 
     def __call__(self, embedder) -> dict[str, Any]:
         data = load_beir(self.dataset, self.data_dir, self.split)
@@ -173,70 +157,76 @@ class RetrievalEvaluator:
         )
         qrels = {q: data.qrels[q] for q in query_ids}
         metrics = {}
-        for suffix, run in runs.items():
+        for (dim, precision), run in runs.items():
             run = {
                 query_ids[i]: {doc_ids[j]: score for j, score in hits.items()}
                 for i, hits in enumerate(run)
             }
-            metrics |= {f"{k}{suffix}": v for k, v in trec_metrics(qrels, run).items()}
+            scores = trec_metrics(qrels, run)
+            metrics |= {metric_name(k, dim, precision): v for k, v in scores.items()}
         return {**metrics, **sizes, "num_queries": len(query_ids), "num_documents": len(doc_ids)}
 
     def search(self, embedder, queries: list[str], documents: list[str]) -> list[dict[int, float]]:
-        """Per query, {document index: cosine} of its ``top_k`` documents (full size, float32).
-        ``embedder``: an embedder or a jina_jax ``Model``."""
-        return self.search_all(embedder, queries, documents)[0][""]
+        """Per query, {document index: cosine} of its ``top_k`` documents (full size, float32,
+        whatever ``precisions`` and ``dims`` say). ``embedder``: an embedder or a jina_jax
+        ``Model``."""
+        plain = dataclasses.replace(self, precisions=(FLOAT32,), rescore=0, dims=())
+        return plain.search_all(embedder, queries, documents)[0][None, FLOAT32]
 
     def search_all(
         self, embedder, queries: list[str], documents: list[str]
-    ) -> tuple[dict[str, list[dict[int, float]]], dict[str, int]]:
-        """({metric-name suffix: run}, {index_bytes[suffix] / embedding_dim: value}): one run
-        per setting (suffix "" for full-size float32; see the class docstring), each run a list
-        over the queries of {document index: score} of the ``top_k`` documents."""
+    ) -> tuple[dict[tuple[int | None, str], list[dict[int, float]]], dict[str, int]]:
+        """({(dim, precision): run}, {name: int}): one run per setting (dim None: full size;
+        precision: float32, int8, binary, int8_rescore or binary_rescore), each a list over the
+        queries of {document index: score} of its ``top_k`` documents; and ``embedding_dim``
+        and the ``index_bytes`` metrics (dense embedders, no chunking)."""
         embedder = as_embedder(embedder, batch_size=self.batch_size)
         model = self._model(embedder)  # before any work: late chunking without a model fails
         fit(embedder, documents)
         query_vectors = embed(
             embedder, queries, max_length=self.query_max_length or self.max_length
         )
-        if sparse.issparse(query_vectors) and not self.plain:
-            raise ValueError(
-                f"embedder {getattr(embedder, 'name', type(embedder).__name__)!r} gives sparse "
-                "rows (TF-IDF): only full-size float32 retrieval applies (quantization=('float32',"
-                f"), dims=()); got quantization={self.quantization!r}, dims={self.dims!r}"
-            )
         if self.chunking != "none":
             scores, index = self._search_chunks(embedder, model, query_vectors, documents)
-            return {"": _as_run(scores, index)}, {}
+            return {(None, FLOAT32): _as_run(scores, index)}, {}
+        if sparse.issparse(query_vectors):
+            if self.precisions != (FLOAT32,) or self.dims:
+                raise ValueError(
+                    f"embedder {getattr(embedder, 'name', type(embedder).__name__)!r} gives "
+                    "sparse rows (TF-IDF): only full-size float32 retrieval applies "
+                    f"(precisions=('float32',), dims=()); got precisions={self.precisions!r}, "
+                    f"dims={self.dims!r}"
+                )
+            dims = ()
+        else:
+            dims = evaluation_dims(self.dims, embedder, query_vectors.shape[1])
         chunks = embed_chunks(
             embedder, documents, chunk_size=self.corpus_chunk_size, max_length=self.max_length
         )
-        if self.plain:
+        sizes = {}
+        if not sparse.issparse(query_vectors):
+            sizes["embedding_dim"] = query_vectors.shape[1]
+        if self.precisions == (FLOAT32,) and not dims:  # streamed: no corpus matrix held
             scores, index = top_k_search(
                 query_vectors, chunks, self.top_k, block_size=self.block_size
             )
-            if sparse.issparse(query_vectors):
-                return {"": _as_run(scores, index)}, {}
-            dim = query_vectors.shape[1]
-            sizes = {
-                "embedding_dim": dim,
-                "index_bytes": index_bytes(len(documents), dim, "float32"),
-            }
-            return {"": _as_run(scores, index)}, sizes
+            if sizes:
+                sizes["index_bytes"] = index_bytes(len(documents), sizes["embedding_dim"], FLOAT32)
+            return {(None, FLOAT32): _as_run(scores, index)}, sizes
         chunks = list(chunks)  # held: truncated and quantised once per setting
-        runs, sizes = {}, {"embedding_dim": query_vectors.shape[1]}
-        for dim in (None, *self.dims):
+        runs = {}
+        for dim in (None, *dims):
             queries_d = truncate(query_vectors, dim)
             chunks_d = [(offset, truncate(chunk, dim)) for offset, chunk in chunks]
-            for precision in self.quantization:
-                name = _suffix(dim, precision)
-                if precision == "float32":
+            for precision in self.precisions:
+                sizes[metric_name("index_bytes", dim, precision)] = index_bytes(
+                    len(documents), queries_d.shape[1], precision
+                )
+                if precision == FLOAT32:
                     scores, index = top_k_search(
                         queries_d, chunks_d, self.top_k, block_size=self.block_size
                     )
-                    runs[name] = _as_run(scores, index)
-                    sizes[f"index_bytes{name}"] = index_bytes(
-                        len(documents), queries_d.shape[1], precision
-                    )
+                    runs[dim, precision] = _as_run(scores, index)
                     continue
                 found = quantized_search(
                     queries_d,
@@ -246,10 +236,9 @@ class RetrievalEvaluator:
                     rescore=self.rescore,
                     block_size=self.block_size,
                 )
-                runs[name] = _as_run(found.scores, found.index)
-                sizes[f"index_bytes{name}"] = found.index_bytes
+                runs[dim, precision] = _as_run(found.scores, found.index)
                 if found.rescored is not None:
-                    runs[_suffix(dim, precision, rescored=True)] = _as_run(*found.rescored)
+                    runs[dim, f"{precision}_rescore"] = _as_run(*found.rescored)
         return runs, sizes
 
     def _model(self, embedder):
@@ -317,15 +306,6 @@ class RetrievalEvaluator:
             all_index.append(index)
             all_scores.append(np.take_along_axis(per_doc, index, axis=1))
         return np.concatenate(all_scores), np.concatenate(all_index)
-
-
-def _suffix(dim: int | None, precision: str, rescored: bool = False) -> str:
-    """The metric-name suffix: none for full-size float32, else "@" and the parts (dims,
-    precision, rescore) joined by "+"."""
-    parts = [str(dim)] if dim is not None else []
-    parts += [precision] if precision != "float32" else []
-    parts += ["rescore"] if rescored else []
-    return "@" + "+".join(parts) if parts else ""
 
 
 def _as_run(scores: np.ndarray, index: np.ndarray) -> list[dict[int, float]]:

@@ -17,8 +17,10 @@ from jina_jax.evaluators.common import (
     as_embedder,
     check_dims,
     embed,
+    evaluation_dims,
     fit,
     load_starter,
+    metric_name,
     row_dot,
     truncate,
 )
@@ -50,8 +52,9 @@ class STSEvaluator:
     sentences of both sides.
 
     ``dims``: also score each embedding truncated to its first d dimensions and
-    L2-renormalised (Matryoshka; embedded once at full size), as ``spearman@{d}`` and
-    ``pearson@{d}``; dense embedders only."""
+    L2-renormalised (Matryoshka; embedded once at full size), as ``spearman/dim_<d>`` and
+    ``pearson/dim_<d>``; dense embedders only. None (the default): the ``matryoshka_dims`` of
+    the embedder's model (``common.evaluation_dims``); (): none."""
 
     headline = "spearman"
 
@@ -59,7 +62,7 @@ class STSEvaluator:
     data_dir: str | None = None
     batch_size: int = 32
     max_length: int | None = None
-    dims: tuple[int, ...] = ()
+    dims: tuple[int, ...] | None = None
 
     def __post_init__(self):
         self.dims = check_dims(self.dims)
@@ -78,7 +81,7 @@ class STSEvaluator:
         second = vectors[[index[r.sentence2] for r in records]]
         scores = [r.score for r in records]
         metrics = sts_metrics(first, second, scores)
-        for dim in self.dims:
+        for dim in evaluation_dims(self.dims, embedder, vectors.shape[1]):
             truncated = sts_metrics(truncate(first, dim), truncate(second, dim), scores)
-            metrics |= {f"{name}@{dim}": value for name, value in truncated.items()}
+            metrics |= {metric_name(name, dim): value for name, value in truncated.items()}
         return {**metrics, "num_pairs": len(records)}

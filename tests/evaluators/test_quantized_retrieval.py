@@ -5,7 +5,10 @@ real all-MiniLM-L6-v2 on the starter python_faq."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
+import types
 
 import numpy as np
 import pytest
@@ -20,10 +23,13 @@ from jina_jax.evaluators import (
     NegationEvaluator,
     RetrievalEvaluator,
     STSEvaluator,
-    quantization_table,
+    detail_tables,
+    evaluation_options,
+    make_evaluator,
+    precision_table,
     results_table,
 )
-from jina_jax.evaluators.common import top_k_search
+from jina_jax.evaluators.common import metric_name, split_metric_name, top_k_search
 from jina_jax.evaluators.quantization import (
     binary_scores,
     dequantize_int8,
@@ -209,15 +215,16 @@ def _reference_scores(queries, docs, dim):
     return {
         "": q @ d.T,
         "int8": q8 @ d8.T,
-        "int8+rescore": q.astype(np.float64) @ dequantised.T,
+        "int8_rescore": q.astype(np.float64) @ dequantised.T,
         "binary": -(q_bits[:, None, :] != d_bits[None, :, :]).sum(-1),
         # sentence-transformers rescores with 0/1 bits: ranks as +-1 does
-        "binary+rescore": q.astype(np.float64) @ d_bits.T.astype(np.float64),
+        "binary_rescore": q.astype(np.float64) @ d_bits.T.astype(np.float64),
     }
 
 
-def _name(parts):
-    return "@" + "+".join(parts) if parts else ""
+def _name(metric, dim=None, precision=""):
+    """Spelt out here, not built with jina_jax's metric_name."""
+    return "/".join([metric, *([f"dim_{dim}"] if dim else []), *([precision] if precision else [])])
 
 
 def test_quantised_and_truncated_metrics_match_brute_force(random_case):
@@ -226,7 +233,7 @@ def test_quantised_and_truncated_metrics_match_brute_force(random_case):
     evaluator = RetrievalEvaluator(
         dataset=data,
         top_k=top_k,
-        quantization=("float32", "int8", "binary"),
+        precisions=("float32", "int8", "binary"),
         rescore=len(docs),  # the whole corpus: rescoring is the exact float ranking
         dims=(16, 7),
         corpus_chunk_size=17,
@@ -239,58 +246,77 @@ def test_quantised_and_truncated_metrics_match_brute_force(random_case):
     for key in ("ndcg_at_10", "map_at_10", "recall_at_100", "index_bytes"):
         assert got[key] == plain[key]  # full-size float32 is what it was
     for dim in (24, 16, 7):
-        at = [] if dim == 24 else [str(dim)]
+        at = None if dim == 24 else dim
         for part, scores in _reference_scores(queries, docs, dim).items():
-            name = _name(at + ([part] if part else []))
             ndcg, recall = _reference_metrics(scores, relevance, top_k)
-            assert got[f"ndcg_at_10{name}"] == pytest.approx(ndcg, abs=1e-12), name
-            assert got[f"recall_at_100{name}"] == pytest.approx(recall, abs=1e-12), name
-        assert got[f"index_bytes{_name(at)}"] == 60 * dim * 4
-        assert got[f"index_bytes{_name([*at, 'int8'])}"] == 60 * dim
-        assert got[f"index_bytes{_name([*at, 'binary'])}"] == 60 * math.ceil(dim / 8)
+            name = _name("ndcg_at_10", at, part)
+            assert got[name] == pytest.approx(ndcg, abs=1e-12), name
+            name = _name("recall_at_100", at, part)
+            assert got[name] == pytest.approx(recall, abs=1e-12), name
+        assert got[_name("index_bytes", at)] == 60 * dim * 4
+        assert got[_name("index_bytes", at, "int8")] == 60 * dim
+        assert got[_name("index_bytes", at, "binary")] == 60 * math.ceil(dim / 8)
+    assert "ndcg_at_10/dim_16/int8_rescore" in got  # the names, spelt out once
     assert got["embedding_dim"] == 24 and got["num_documents"] == 60
+    # 3 sizes x (float32, int8, int8_rescore, binary, binary_rescore) = 15
+    assert sum(k.startswith("ndcg_at_10") for k in got) == 15
 
 
 def test_rescored_runs_hold_the_rescored_scores(random_case):
     data, embedder, queries, docs, _ = random_case
-    evaluator = RetrievalEvaluator(dataset=data, quantization=("binary",), rescore=60, top_k=5)
+    evaluator = RetrievalEvaluator(dataset=data, precisions=("binary",), rescore=60, top_k=5)
     runs, sizes = evaluator.search_all(embedder, list(data.queries), list(data.corpus))
-    assert set(runs) == {"@binary", "@binary+rescore"} and "index_bytes" not in sizes
+    assert set(runs) == {(None, "binary"), (None, "binary_rescore")}
+    assert "index_bytes" not in sizes and sizes["index_bytes/binary"] == 60 * 3
     reference = _reference_scores(queries, docs, 24)
-    for q, hits in enumerate(runs["@binary+rescore"]):
+    for q, hits in enumerate(runs[None, "binary_rescore"]):
         # +-1 scores are 2 * (0/1 scores) - sum(query)
-        expected = 2 * reference["binary+rescore"][q] - queries[q].sum()
+        expected = 2 * reference["binary_rescore"][q] - queries[q].sum()
         best = np.argsort(-expected)[:5]
         assert list(hits) == best.tolist()
         np.testing.assert_allclose(list(hits.values()), expected[best], rtol=1e-5, atol=1e-6)
-    for q, hits in enumerate(runs["@binary"]):
+    for q, hits in enumerate(runs[None, "binary"]):
         np.testing.assert_array_equal(
             list(hits.values()), np.sort(reference["binary"][q])[::-1][:5]
         )
     # fewer rescored candidates than top_k: the run holds the rescored ones
-    evaluator = RetrievalEvaluator(dataset=data, quantization=("int8",), rescore=3, top_k=5)
+    evaluator = RetrievalEvaluator(dataset=data, precisions=("int8",), rescore=3, top_k=5)
     runs, _ = evaluator.search_all(embedder, list(data.queries), list(data.corpus))
-    assert {len(h) for h in runs["@int8"]} == {5} and {len(h) for h in runs["@int8+rescore"]} == {3}
+    assert {len(h) for h in runs[None, "int8"]} == {5}
+    assert {len(h) for h in runs[None, "int8_rescore"]} == {3}
+
+
+def test_default_dims_are_the_models_matryoshka_dims(random_case):
+    data, embedder = random_case[:2]
+    with_dims = TableEmbedder(embedder.vectors)
+    with_dims.model = types.SimpleNamespace(matryoshka_dims=(7, 24, 16))  # 24: the full width
+    got = RetrievalEvaluator(dataset=data, precisions=("float32", "binary"))(with_dims)
+    explicit = RetrievalEvaluator(dataset=data, precisions=("float32", "binary"), dims=(16, 7))
+    assert got == explicit(embedder)  # whose numbers the brute-force test checks
+    assert "ndcg_at_10/dim_7/binary" in got and "ndcg_at_10/dim_24" not in got
+    assert not any("dim_" in k for k in RetrievalEvaluator(dataset=data, dims=())(with_dims))
 
 
 def test_options_are_checked():
     with pytest.raises(ValueError, match="distinct precisions"):
-        RetrievalEvaluator(quantization=("float32", "int4"))
+        RetrievalEvaluator(precisions=("int8", "int8"))
+    with pytest.raises(ValueError, match="distinct precisions"):
+        RetrievalEvaluator(precisions=("float32", "int4"))
     with pytest.raises(ValueError, match="add int8 or binary"):
         RetrievalEvaluator(rescore=10)
     with pytest.raises(ValueError, match="rescore must be"):
-        RetrievalEvaluator(quantization="binary", rescore=-1)
+        RetrievalEvaluator(precisions="binary", rescore=-1)
     with pytest.raises(ValueError, match="chunking='none'"):
         RetrievalEvaluator(chunking="naive", dims=(64,))
     with pytest.raises(ValueError, match="positive integers"):
         STSEvaluator(dims=(0,))
-    assert RetrievalEvaluator(quantization="binary", dims=64).dims == (64,)
+    assert RetrievalEvaluator(precisions="binary", dims=64).dims == (64,)
 
 
 def test_sparse_embedders_only_do_float32(random_case):
     data = random_case[0]
     with pytest.raises(ValueError, match=r"sparse rows \(TF-IDF\): only full-size float32"):
-        RetrievalEvaluator(dataset=data, quantization=("float32", "binary"))(TfidfEmbedder())
+        RetrievalEvaluator(dataset=data, precisions=("float32", "binary"))(TfidfEmbedder())
     records = [
         STSRecord("a cat sat", "a cat sits", 4.0),
         STSRecord("a dog ran", "stocks fell", 0.5),
@@ -308,21 +334,86 @@ def test_truncation_too_large_is_an_error(random_case):
 # --------------------------------------------------------------------------- tables
 
 
-def test_quantization_table_by_hand():
+def test_metric_names_by_hand():
+    assert metric_name("ndcg_at_10") == "ndcg_at_10"
+    assert metric_name("ndcg_at_10", 256, "binary_rescore") == "ndcg_at_10/dim_256/binary_rescore"
+    assert metric_name("index_bytes", None, "int8") == "index_bytes/int8"
+    assert metric_name("spearman", 64) == "spearman/dim_64"
+    for name in ("ndcg_at_10", "ndcg_at_10/dim_256/binary_rescore", "index_bytes/int8"):
+        assert metric_name(*split_metric_name(name)) == name
+        # TensorBoard (tensorboardX) keeps a tag made of these characters as it is
+        assert re.fullmatch(r"[-/\w.]+", name)
+    assert split_metric_name("spearman/dim_64") == ("spearman", 64, "float32")
+
+
+def test_precision_table_by_hand():
     metrics = {
-        "ndcg_at_10": 0.8, "ndcg_at_10@int8": 0.76, "ndcg_at_10@int8+rescore": 0.8,
-        "ndcg_at_10@binary": 0.6, "ndcg_at_10@128": 0.4, "ndcg_at_10@128+binary+rescore": 0.2,
-        "ndcg_at_10@384": 0.8, "embedding_dim": 384, "index_bytes@128+binary": 16,
+        "ndcg_at_10": 0.8, "ndcg_at_10/int8": 0.76, "ndcg_at_10/int8_rescore": 0.8,
+        "ndcg_at_10/binary": 0.6, "ndcg_at_10/dim_128": 0.4,
+        "ndcg_at_10/dim_128/binary_rescore": 0.2, "recall_at_100/dim_128": 0.9,
+        "embedding_dim": 384, "index_bytes": 4000, "index_bytes/dim_128/binary": 16,
+        "num_queries": 5,
     }  # fmt: skip
-    assert quantization_table(metrics).splitlines() == [
-        "| dims (ndcg_at_10) | float32 | int8 | int8+rescore | binary | binary+rescore |",
-        "|---|---:|---:|---:|---:|---:|",
-        "| 384 (full) | 0.8000 (100.0%) | 0.7600 (95.0%) | 0.8000 (100.0%) | 0.6000 (75.0%) | - |",
-        "| 128 | 0.4000 (50.0%) | - | - | - | 0.2000 (25.0%) |",
+    assert precision_table(metrics).splitlines() == [
+        "| dims (ndcg_at_10) | float32 | int8 | int8_rescore | binary | binary_rescore "
+        "| bytes float32 | bytes binary |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| 384 (full) | 0.8000 (100.0%) | 0.7600 (95.0%) | 0.8000 (100.0%) | 0.6000 (75.0%) | - "
+        "| 4,000 | - |",
+        "| 128 | 0.4000 (50.0%) | - | - | - | 0.2000 (25.0%) | - | 16 |",
     ]
-    # the results table still shows the full-size float32 headline
-    rows = {"m": {"faq": metrics}}
-    assert "| m | 0.8000 |" in results_table(rows, {"faq": {"type": "retrieval"}})
+    # an STS result: one column
+    assert precision_table({"spearman": 0.5, "spearman/dim_64": 0.25}, "spearman").splitlines() == [
+        "| dims (spearman) | float32 |",
+        "|---|---:|",
+        "| full | 0.5000 (100.0%) |",
+        "| 64 | 0.2500 (50.0%) |",
+    ]
+    # the results table still shows the full-size float32 headline; the details a section per
+    # entry and model with variants
+    rows = {"m": {"faq": metrics, "sts": {"spearman": 0.5}}, "tfidf": {"faq": {"ndcg_at_10": 0.7}}}
+    entries = {"faq": {"type": "retrieval"}, "sts": {"type": "sts"}}
+    assert "| m | 0.8000 | 0.5000 |" in results_table(rows, entries)
+    details = detail_tables(rows, entries)
+    assert details.startswith("### faq: m\n\n| dims (ndcg_at_10) |") and details.count("###") == 1
+
+
+class _Dense:
+    """An embedder with a model of a given width (what evaluation_options reads)."""
+
+    def __init__(self, dim, matryoshka_dims=()):
+        self.model = types.SimpleNamespace(dim=dim, matryoshka_dims=matryoshka_dims)
+
+
+def test_evaluation_options_by_hand():
+    entries = {
+        "faq": {"type": "retrieval", "dataset": "python_faq", "every": 0},
+        "chunked": {"type": "retrieval", "chunking": "late"},
+        "own": {"type": "retrieval", "precisions": ("binary",), "dims": ()},
+        "plain": {"type": "retrieval", "precisions": ("float32",)},
+        "sts": {"type": "sts"},
+        "clusters": {"type": "clustering"},
+    }
+    options = dict(precisions=("float32", "int8"), rescore=50, dims=(512, 256, 64))
+    got = evaluation_options(entries, _Dense(384), **options)
+    assert got == {
+        "faq": {
+            "type": "retrieval", "dataset": "python_faq", "every": 0,
+            "dims": (256, 64), "precisions": ("float32", "int8"), "rescore": 50,
+        },
+        "chunked": {"type": "retrieval", "chunking": "late"},
+        "own": {"type": "retrieval", "precisions": ("binary",), "dims": (), "rescore": 50},
+        "plain": {"type": "retrieval", "precisions": ("float32",), "dims": (256, 64)},
+        "sts": {"type": "sts", "dims": (256, 64)},
+        "clusters": {"type": "clustering"},
+    }  # fmt: skip
+    assert entries["faq"] == {"type": "retrieval", "dataset": "python_faq", "every": 0}
+    # TF-IDF: no model, no width: untouched
+    assert evaluation_options(entries, TfidfEmbedder(), **options) == entries
+    for entry in got.values():  # the evaluators accept every combination filled in
+        make_evaluator(
+            entry["type"], **{k: v for k, v in entry.items() if k not in ("type", "every")}
+        )
 
 
 # --------------------------------------------------------------------------- the real model
@@ -358,17 +449,21 @@ def test_sts_and_negation_truncation_equal_truncating_the_embeddings(minilm):
     human = [p[2] for p in STS_PAIRS]
     for dim in (128, 32):
         cosine = np.sum(_cut(first, dim) * _cut(second, dim), axis=1)
-        assert got[f"spearman@{dim}"] == pytest.approx(stats.spearmanr(cosine, human).statistic)
-        assert got[f"pearson@{dim}"] == pytest.approx(
+        assert got[f"spearman/dim_{dim}"] == pytest.approx(stats.spearmanr(cosine, human).statistic)
+        assert got[f"pearson/dim_{dim}"] == pytest.approx(
             stats.pearsonr(cosine, human).statistic, abs=1e-5
         )
+    # by default, the model's own Matryoshka dims
+    matryoshka = dataclasses.replace(minilm, matryoshka_dims=(128, 32))
+    assert STSEvaluator(dataset=records)(matryoshka) == pytest.approx(got)
+    assert not any("dim_" in k for k in STSEvaluator(dataset=records)(minilm))
     got = NegationEvaluator(dataset=[NegationRecord(*t) for t in NEGATIONS], dims=(64,))(minilm)
     a, e, n = (
         _cut(encode(minilm, [t[i] for t in NEGATIONS], normalize=True), 64) for i in range(3)
     )
     positive = np.sum(a * e, axis=1)
-    assert got["easy_error_rate@64"] == 1 - np.mean(positive > np.sum(a * n, axis=1))
-    assert got["hard_error_rate@64"] == 1 - np.mean(positive > np.sum(e * n, axis=1))
+    assert got["easy_error_rate/dim_64"] == 1 - np.mean(positive > np.sum(a * n, axis=1))
+    assert got["hard_error_rate/dim_64"] == 1 - np.mean(positive > np.sum(e * n, axis=1))
 
 
 @pytest.mark.slow
@@ -377,21 +472,21 @@ def test_minilm_python_faq_quantised_and_truncated(minilm, starter_dir):
         dataset="python_faq",
         data_dir=str(starter_dir),
         dims=(256, 128, 64),
-        quantization=("float32", "int8", "binary"),
+        precisions=("float32", "int8", "binary"),
         rescore=100,
     )(minilm)
-    print(quantization_table(got))
+    print(precision_table(got))
     assert got["num_documents"] == 175 and got["embedding_dim"] == 384
-    assert (got["index_bytes"], got["index_bytes@int8"], got["index_bytes@binary"]) == (
+    assert (got["index_bytes"], got["index_bytes/int8"], got["index_bytes/binary"]) == (
         175 * 384 * 4, 175 * 384, 175 * 48,
     )  # fmt: skip
-    assert got["index_bytes@64+binary"] == 175 * 8
+    assert got["index_bytes/dim_64/binary"] == 175 * 8
     full = got["ndcg_at_10"]
     assert full > 0.8  # MiniLM on the Python FAQ
-    for dims in ("", "256+", "128+", "64+"):
+    for dims in ("", "dim_256/", "dim_128/", "dim_64/"):
         # int8 loses little; rescoring with float queries wins back what binary loses
-        assert got[f"ndcg_at_10@{dims}int8"] > got[f"ndcg_at_10@{dims}binary"]
-        assert got[f"ndcg_at_10@{dims}binary+rescore"] > got[f"ndcg_at_10@{dims}binary"]
-    assert got["ndcg_at_10@int8"] > full - 0.03
+        assert got[f"ndcg_at_10/{dims}int8"] > got[f"ndcg_at_10/{dims}binary"]
+        assert got[f"ndcg_at_10/{dims}binary_rescore"] > got[f"ndcg_at_10/{dims}binary"]
+    assert got["ndcg_at_10/int8"] > full - 0.03
     # MiniLM is not Matryoshka-trained: truncation costs nDCG
-    assert full > got["ndcg_at_10@256"] > got["ndcg_at_10@128"] > got["ndcg_at_10@64"]
+    assert full > got["ndcg_at_10/dim_256"] > got["ndcg_at_10/dim_128"] > got["ndcg_at_10/dim_64"]
