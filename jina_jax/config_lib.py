@@ -591,8 +591,8 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
 
 
 def _check_evaluate(check: _Checks, config: ConfigDict) -> None:
-    """``evaluate``'s precisions / rescore / dims / model_dims, and the same keys where an
-    ``evals`` entry sets its own."""
+    """``evaluate``'s precisions / rescore / dims, and the same keys where an ``evals`` entry
+    sets its own (ConfigDict's own type checks refuse e.g. a string for model_dims)."""
     blocks = [("evaluate.", config.evaluate)] if "evaluate" in config else []
     blocks += [(f"evals.{name}.", entry) for name, entry in config.get("evals", {}).items()]
     width = config.model.get("hidden_size") or config.model.get("d_model")
@@ -606,18 +606,20 @@ def _check_evaluate(check: _Checks, config: ConfigDict) -> None:
                 check.problems.append(
                     f"{prefix}precisions={block.precisions!r}: distinct names of "
                     f"{', '.join(map(repr, EVAL_PRECISIONS))}, at least one (on the command "
-                    'line: --config.evaluate.precisions=\'("float32", "int8", "binary")\')'
+                    f'line: --config.{prefix}precisions=\'("float32", "int8", "binary")\')'
                 )
         if "rescore" in block:
             check.number(prefix + "rescore", low=0, integer=True)
-            if (
-                prefix != "evaluate."
-                and block.rescore
-                and set(block.get("precisions", ())) <= {"float32"}
-            ):
+            # the precisions the entry runs with: its own; else, in training (every > 0), float32,
+            # and in the 'evaluate' stage alone evaluate.precisions
+            own = block.get("precisions") or (
+                ("float32",) if block.get("every") else config.evaluate.get("precisions", ())
+            )
+            own = (own,) if isinstance(own, str) else own
+            if prefix != "evaluate." and block.rescore and set(own) <= {"float32"}:
                 check.problems.append(
-                    f"{prefix}rescore={block.rescore!r}: re-ranks int8 / binary candidates; "
-                    f"set {prefix}precisions to include int8 or binary, or rescore=0"
+                    f"{prefix}rescore={block.rescore!r}: re-ranks int8 / binary candidates, so "
+                    f"set {prefix}precisions to include int8 or binary (or rescore=0)"
                 )
         if block.get("dims") is not None:
             dims = block.dims
@@ -632,8 +634,6 @@ def _check_evaluate(check: _Checks, config: ConfigDict) -> None:
                 check.problems.append(
                     f"{prefix}dims={block.dims!r}: each at most the model's width {width}"
                 )
-        if prefix == "evaluate." and not isinstance(block.get("model_dims", True), bool):
-            check.problems.append(f"evaluate.model_dims={block.model_dims!r}: True or False")
 
 
 def _divisible(check: _Checks, key: str, shards: int) -> None:
