@@ -120,16 +120,22 @@ def evaluation_options(
     dims: Sequence[int] = (),
 ) -> dict[str, dict[str, Any]]:
     """``entries`` (``config.evals``) with the 'evaluate' stage's options (``config.evaluate``)
-    filled in for one embedder, where an entry does not set its own: ``dims`` (those below the
-    model's width; the full width is the plain metric) on retrieval, sts and negation entries,
-    and ``precisions`` (with ``rescore`` when int8 or binary is among them) on retrieval
-    entries; chunked retrieval entries are left as they are (full-size float32). Only for dense embedders, i.e. a ``Model`` or an embedder with a
+    filled in for one embedder, where an entry does not set its own: ``dims`` on retrieval,
+    sts and negation entries (those below the model's width: the full width is the plain
+    metric; those above are skipped with a warning), and ``precisions`` (with ``rescore`` when
+    int8 or binary is among them) on retrieval entries. Chunked retrieval entries stay as they
+    are (full-size float32). Only for dense embedders, i.e. a ``Model`` or an embedder with a
     ``.model``; others (TF-IDF) get the entries as they are."""
     out = {n: dict(e.to_dict() if hasattr(e, "to_dict") else e) for n, e in entries.items()}
     model = getattr(embedder_or_model, "model", embedder_or_model)
     width = getattr(model, "dim", None)
     if not isinstance(width, int):
+        if tuple(precisions) != ("float32",) or dims:
+            name = getattr(embedder_or_model, "name", type(embedder_or_model).__name__)
+            log.info("%s: not a dense model; full-size float32 only", name)
         return out
+    if any(d > width for d in dims):
+        log.warning("dims %s above the %d-dim embeddings are skipped", list(dims), width)
     for entry in out.values():
         chunked = entry.get("chunking", "none") != "none"  # full-size float32 only
         if entry.get("type") not in DIMS_TYPES or chunked:
@@ -254,6 +260,7 @@ __all__ = [
     "compare",
     "detail_tables",
     "evaluation_options",
+    "has_variants",
     "is_due",
     "make_evaluator",
     "precision_table",

@@ -122,9 +122,13 @@ FLOAT32 = "float32"
 
 
 def metric_name(metric: str, dim: int | None = None, precision: str = FLOAT32) -> str:
-    """``metric_name("ndcg_at_10", 256, "binary_rescore")`` -> ``ndcg_at_10/dim_256/binary_rescore``;
-    ``metric_name("spearman", 128)`` -> ``spearman/dim_128``; ``metric_name("ndcg_at_10")`` ->
-    ``ndcg_at_10``."""
+    """The name of ``metric`` at ``dim`` dimensions (None: full size) and ``precision``::
+
+    ndcg_at_10, 256, "binary_rescore"  ->  ndcg_at_10/dim_256/binary_rescore
+    spearman, 128                      ->  spearman/dim_128
+    index_bytes, None, "int8"          ->  index_bytes/int8
+    ndcg_at_10                         ->  ndcg_at_10
+    """
     parts = [metric]
     if dim is not None:
         parts.append(f"dim_{dim}")
