@@ -1,14 +1,20 @@
-"""The main job on the demo config: stages run, write their outputs, and a rerun skips them."""
+"""The main job: on the demo config, stages run, write their outputs, and a rerun skips them;
+the evaluate stage's quantised and Matryoshka report."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import jina_jax
+from jina_jax import config_lib
 from jina_jax.data.stdlib_text import stdlib_sentences
+from jina_jax.evaluators import RetrievalEvaluator
+from jina_jax.hf.io import save_hf
 from jina_jax.main import run
 
 
@@ -76,14 +82,6 @@ def test_evaluate_stage_scores_precisions_and_matryoshka_dims(tmp_path, capsys):
     """config.evaluate's precisions, rescore and dims (plus the model's own Matryoshka dims)
     reach ours and the dense baseline, not TF-IDF, and come out in results.json and the
     printed report under names like ndcg_at_10/dim_64/binary_rescore."""
-    import dataclasses
-
-    from scipy import stats
-
-    from jina_jax import config_lib
-    from jina_jax.evaluators import RetrievalEvaluator
-    from jina_jax.hf.io import save_hf
-
     minilm = jina_jax.load_model("all-MiniLM-L6-v2")
     export = save_hf(dataclasses.replace(minilm, matryoshka_dims=(256, 64)), tmp_path / "mrl")
     beir, sts = _write_eval_sets(tmp_path)
