@@ -1,6 +1,6 @@
 """Model folders: a training stage's folder, or the output of ``jina_jax.convert``::
 
-    model.json           encoder config, pooling, normalisation, max length
+    model.json           encoder config, pooling, normalisation, max length, Matryoshka dims
     tokenizer/           the tokenizer, as Hugging Face files
     checkpoints/<step>/  orbax items: params (+ opt_state, data, meta while training)
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from jina_jax import storage
 from jina_jax.errors import CheckpointError, CheckpointMismatchError
-from jina_jax.model import Model
+from jina_jax.model import Model, check_matryoshka_dims
 from jina_jax.models import config_from_dict, config_to_dict, init_params
 from jina_jax.tokenization import load_tokenizer
 from jina_jax.training.checkpointing import (
@@ -60,6 +60,8 @@ def write_model_spec(workdir: PathLike, model) -> None:
         "normalize": model.normalize,
         "max_length": model.max_length,
     }
+    if model.matryoshka_dims:
+        spec["matryoshka_dims"] = list(model.matryoshka_dims)
     storage.write_text(workdir / MODEL_FILE, json.dumps(spec, indent=2, sort_keys=True))
     with storage.writing_dir(workdir / TOKENIZER_DIR) as folder:
         model.tokenizer.save(folder)
@@ -93,6 +95,10 @@ def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config
     check_params_match(params, config, source=str(workdir / CHECKPOINT_DIR))
     with storage.local_copy(workdir / TOKENIZER_DIR) as folder:
         tokenizer = load_tokenizer(folder)
+    try:
+        dims = check_matryoshka_dims(spec.get("matryoshka_dims"), config.hidden_size)
+    except ValueError as e:
+        raise CheckpointError(f"{workdir / MODEL_FILE}: {e}") from e
     return Model(
         config=config,
         params=params,
@@ -100,6 +106,7 @@ def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config
         pooling=spec.get("pooling", "mean"),
         normalize=spec.get("normalize", False),
         max_length=spec.get("max_length", config.max_length),
+        matryoshka_dims=dims,
     )
 
 

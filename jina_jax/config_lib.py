@@ -271,8 +271,25 @@ def base_config() -> ConfigDict:
 
     # name -> dict(type=<evaluator>, every=<steps; 0 = only in the 'evaluate' stage>, args...)
     c.evals = ConfigDict()
-    # models compared with ours in 'evaluate': "tfidf", or any model path/alias
-    c.evaluate = ConfigDict(dict(baselines=("tfidf",)))
+    # The 'evaluate' stage (jina_jax.evaluators.evaluation_options fills these into the evals
+    # entries that do not set them; metric names like ndcg_at_10/dim_256/binary_rescore).
+    c.evaluate = ConfigDict(
+        dict(
+            # models compared with ours: "tfidf", or any model path/alias
+            baselines=("tfidf",),
+            # corpus precisions of every retrieval entry (dense models): float32, int8
+            # (per-dimension ranges calibrated on the corpus), binary (sign bits, Hamming)
+            precisions=("float32",),
+            # re-rank this many int8 / binary candidates with float32 queries (0 = off); a
+            # second score per quantised precision (int8_rescore, binary_rescore)
+            rescore=100,
+            # Matryoshka: also score embeddings cut to their first d dims (re-normalised) on
+            # retrieval, sts and negation, for ours and dense baselines alike ...
+            dims=(),
+            # ... and at the dims our model was trained for (its model.json matryoshka_dims)
+            model_dims=True,
+        )
+    )
     c.export = ConfigDict(dict(auto_map="local"))  # local | official (JinaBERT modeling code)
     c.sample_texts = 200  # real sentences embedded by 'encode' and compared by 'verify_export'
     c.encode = ConfigDict(dict(batch_size=32, max_length=256))  # the 'encode' stage
@@ -479,6 +496,8 @@ KNOWN_STAGES = ("import", *STAGE_KINDS, "encode", "evaluate", "export", "verify_
 SCHEDULES = ("linear", "cosine", "constant")
 POOLINGS = ("mean", "cls")
 CONTRASTIVE_LOSSES = ("infonce", "v1")
+# jina_jax.evaluators.quantization.PRECISIONS (config_lib sits below the evaluators)
+EVAL_PRECISIONS = ("float32", "int8", "binary")
 
 
 class _Checks:
@@ -609,6 +628,7 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
                 f"{p}grad_cache_chunk={chunk}: a multiple of the {batch_shards} batch shards "
                 "(each chunk takes rows from every shard)"
             )
+    _check_evaluate(check, config)
     if check.problems:
         raise ConfigError("bad config values: " + "; ".join(check.problems))
 
@@ -625,6 +645,52 @@ def _check_matryoshka(check: _Checks, config: ConfigDict, stage: str) -> None:
         check.problems.append(
             f"{stage}.matryoshka_weights={weights!r}: one weight per dimension of {key}"
         )
+
+
+def _check_evaluate(check: _Checks, config: ConfigDict) -> None:
+    """``evaluate``'s precisions / rescore / dims, and the same keys where an ``evals`` entry
+    sets its own (ConfigDict's own type checks refuse e.g. a string for model_dims)."""
+    blocks = [("evaluate.", config.evaluate)] if "evaluate" in config else []
+    blocks += [(f"evals.{name}.", entry) for name, entry in config.get("evals", {}).items()]
+    width = config.model.get("hidden_size") or config.model.get("d_model")
+    for prefix, block in blocks:
+        if "precisions" in block:
+            precisions = block.precisions
+            if isinstance(precisions, str):
+                precisions = (precisions,)
+            bad = [p for p in precisions if p not in EVAL_PRECISIONS]
+            if bad or not precisions or len(set(precisions)) != len(precisions):
+                check.problems.append(
+                    f"{prefix}precisions={block.precisions!r}: distinct names of "
+                    f"{', '.join(map(repr, EVAL_PRECISIONS))}, at least one (on the command "
+                    f'line: --config.{prefix}precisions=\'("float32", "int8", "binary")\')'
+                )
+        if "rescore" in block:
+            check.number(prefix + "rescore", low=0, integer=True)
+            # the precisions the entry runs with: its own; else, in training (every > 0), float32,
+            # and in the 'evaluate' stage alone evaluate.precisions
+            own = block.get("precisions") or (
+                ("float32",) if block.get("every") else config.evaluate.get("precisions", ())
+            )
+            own = (own,) if isinstance(own, str) else own
+            if prefix != "evaluate." and block.rescore and set(own) <= {"float32"}:
+                check.problems.append(
+                    f"{prefix}rescore={block.rescore!r}: re-ranks int8 / binary candidates, so "
+                    f"set {prefix}precisions to include int8 or binary (or rescore=0)"
+                )
+        if block.get("dims") is not None:
+            dims = block.dims
+            dims = (dims,) if isinstance(dims, int) else dims
+            if (
+                isinstance(dims, str)
+                or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims)
+                or len(set(dims)) != len(dims)
+            ):
+                check.problems.append(f"{prefix}dims={block.dims!r}: distinct positive integers")
+            elif width and any(d > width for d in dims):
+                check.problems.append(
+                    f"{prefix}dims={block.dims!r}: each at most the model's width {width}"
+                )
 
 
 def _divisible(check: _Checks, key: str, shards: int) -> None:

@@ -43,7 +43,7 @@ from jina_jax.data.stdlib_text import stdlib_sentences
 from jina_jax.embedders import TfidfEmbedder
 from jina_jax.encoding import encode
 from jina_jax.errors import CheckpointMismatchError, WorkdirError, cli_errors
-from jina_jax.evaluators import compare, is_due, results_table, run_evals
+from jina_jax.evaluators import compare, detail_tables, is_due, results_table, run_evals
 from jina_jax.hf.io import save_hf
 from jina_jax.hf.local_models import resolve
 from jina_jax.loading import load_embedder, load_model
@@ -153,8 +153,12 @@ def stage_train(run: Run, stage: str, previous: epath.Path | None) -> dict:
     model_config = task.model_config(base.config)
     folder = run.workdir / stage
     # model.json and the tokenizer first: a stage stopped early still leaves a loadable folder.
+    # It records the Matryoshka dims the stage trains (the evaluators and the export read them).
+    dims = tuple(task.cfg.get("matryoshka_dims", ()))
     if _is_primary():
-        checkpoints.write_model_spec(folder, dataclasses.replace(base, config=model_config))
+        checkpoints.write_model_spec(
+            folder, dataclasses.replace(base, config=model_config, matryoshka_dims=dims)
+        )
     if previous is not None:
         start, _ = restore_params(previous)
         start = checkpoints.encoder_params(start)  # a distillation stage's projection stays
@@ -299,7 +303,14 @@ def stage_verify_export(run: Run, stage: str, previous) -> dict:
 
 def stage_evaluate(run: Run, stage: str, previous: epath.Path | None) -> dict:
     """Scores the latest model, and the baselines in ``config.evaluate.baselines`` ("tfidf", or
-    any model path/alias), on every ``config.evals`` entry; writes results.json and a table."""
+    any model path/alias), on every ``config.evals`` entry; writes results.json and a table.
+
+    Dense models (ours and model baselines) are also scored at ``config.evaluate.precisions``
+    (retrieval; ``rescore``) and at the truncations ``config.evaluate.dims`` plus, with
+    ``model_dims``, our model's ``matryoshka_dims`` (retrieval, sts, negation), where an entry
+    does not set its own; the table then gains one section per entry and model
+    (``precision_table``), and results.json holds every metric (``ndcg_at_10/dim_256/int8``,
+    ``index_bytes/binary``, ...)."""
     config = run.config
     out = run.workdir / stage
     entries = {name: dict(entry) for name, entry in config.evals.items()}
@@ -308,8 +319,19 @@ def stage_evaluate(run: Run, stage: str, previous: epath.Path | None) -> dict:
     embedders = {"ours": load_embedder(_require(previous, stage))}
     for name in config.evaluate.baselines:
         embedders[name] = TfidfEmbedder() if name == "tfidf" else load_embedder(name)
-    rows = compare(entries, embedders, data_dir=str(config.data.dir))
+    dims = set(config.evaluate.dims)
+    if config.evaluate.model_dims:
+        dims |= set(embedders["ours"].model.matryoshka_dims)
+    options = dict(
+        precisions=tuple(config.evaluate.precisions),
+        rescore=config.evaluate.rescore,
+        dims=tuple(sorted(dims, reverse=True)),
+    )
+    rows = compare(entries, embedders, data_dir=str(config.data.dir), options=options)
     table = results_table(rows, entries)
+    details = detail_tables(rows, entries)
+    if details:
+        table += "\n\n" + details
     if _is_primary():
         (out / "results.json").write_text(json.dumps(rows, indent=2))
         (out / "results.md").write_text(table + "\n")

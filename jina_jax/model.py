@@ -20,6 +20,14 @@ class Model:
     pooling: str = "mean"
     normalize: bool = False
     max_length: int = 512
+    # The embedding sizes the model was trained to be truncated to (Matryoshka), e.g.
+    # (512, 256, 128, 64); () when it was not. Exports record them for sentence-transformers'
+    # ``truncate_dim``.
+    matryoshka_dims: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        dims = self.matryoshka_dims
+        self.matryoshka_dims = check_matryoshka_dims(dims, self.dim if dims else None)
 
     @functools.cached_property
     def module(self) -> nn.Module:
@@ -28,3 +36,20 @@ class Model:
     @property
     def dim(self) -> int:
         return self.config.hidden_size
+
+
+def check_matryoshka_dims(dims: Any, dim: int | None = None) -> tuple[int, ...]:
+    """``dims`` as a tuple of distinct positive ints, none above ``dim``; ValueError naming
+    what is wrong otherwise."""
+    if dims is None:
+        return ()
+    if isinstance(dims, str) or not hasattr(dims, "__iter__"):
+        raise ValueError(f"matryoshka_dims must be a list of integers, got {dims!r}")
+    dims = tuple(dims)
+    if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        raise ValueError(f"matryoshka_dims must be positive integers, got {list(dims)}")
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"matryoshka_dims must be distinct, got {list(dims)}")
+    if dim is not None and any(d > dim for d in dims):
+        raise ValueError(f"matryoshka_dims {list(dims)} exceed the embedding size {dim}")
+    return dims

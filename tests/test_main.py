@@ -1,13 +1,20 @@
-"""The main job on the demo config: stages run, write their outputs, and a rerun skips them."""
+"""The main job: on the demo config, stages run, write their outputs, and a rerun skips them;
+the evaluate stage's quantised and Matryoshka report."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
+import pytest
+from scipy import stats
 
 import jina_jax
+from jina_jax import config_lib
 from jina_jax.data.stdlib_text import stdlib_sentences
+from jina_jax.evaluators import RetrievalEvaluator
+from jina_jax.hf.io import save_hf
 from jina_jax.main import run
 
 
@@ -37,3 +44,86 @@ def test_demo_runs_and_resumes(tmp_path, capsys):
     assert out.count("already complete") == 4
     assert (tmp_path / "encode" / "DONE").read_text() == done
     assert again["encode"] == json.loads(done)
+
+
+FAQ = [  # (query, its one relevant document), and documents nobody asks for
+    ("How do I install a package?", "Run apt install followed by the package name."),
+    ("How do I list files?", "The ls command lists the files of a directory."),
+    ("How do I copy a file?", "Use cp with the source and the destination."),
+    ("How do I see running processes?", "ps and top show the processes that run."),
+]
+OTHER_DOCS = ["Bread is baked in an oven.", "The river flows to the sea.", "Cats sleep a lot."]
+STS_PAIRS = [
+    ("A man plays a guitar.", "A person plays the guitar.", 4.8),
+    ("A dog runs in the park.", "The cat sleeps on the sofa.", 0.6),
+    ("Install the package with apt.", "Use apt to install the package.", 4.9),
+    ("The market fell today.", "It rained all afternoon.", 0.2),
+    ("He drove to work.", "He went to work by car.", 4.0),
+]
+
+
+def _write_eval_sets(folder):
+    beir = folder / "faq"
+    (beir / "qrels").mkdir(parents=True)
+    docs = [d for _, d in FAQ] + OTHER_DOCS
+    lines = [json.dumps({"_id": f"d{i}", "text": t}) for i, t in enumerate(docs)]
+    (beir / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    lines = [json.dumps({"_id": f"q{i}", "text": q}) for i, (q, _) in enumerate(FAQ)]
+    (beir / "queries.jsonl").write_text("\n".join(lines) + "\n")
+    qrels = "".join(f"q{i}\td{i}\t1\n" for i in range(len(FAQ)))
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    sts = folder / "sts.jsonl"
+    rows = [{"sentence1": a, "sentence2": b, "score": s} for a, b, s in STS_PAIRS]
+    sts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return beir, sts
+
+
+def test_evaluate_stage_scores_precisions_and_matryoshka_dims(tmp_path, capsys):
+    """config.evaluate's precisions, rescore and dims (plus the model's own Matryoshka dims)
+    reach ours and the dense baseline, not TF-IDF, and come out in results.json and the
+    printed report under names like ndcg_at_10/dim_64/binary_rescore."""
+    minilm = jina_jax.load_model("all-MiniLM-L6-v2")
+    export = save_hf(dataclasses.replace(minilm, matryoshka_dims=(256, 64)), tmp_path / "mrl")
+    beir, sts = _write_eval_sets(tmp_path)
+    config = config_lib.base_config()
+    config.stages = ("import", "evaluate")
+    config.init_from = str(export)
+    config.evals.faq = dict(type="retrieval", dataset=str(beir), top_k=5)
+    config.evals.sts = dict(type="sts", dataset=str(sts))
+    config.evaluate.update(
+        baselines=("tfidf", "all-MiniLM-L6-v2"),
+        precisions=("float32", "int8", "binary"),
+        rescore=3,
+        dims=(128,),
+    )
+    run(config, tmp_path / "run")
+    rows = json.loads((tmp_path / "run" / "evaluate" / "results.json").read_text())
+    dims = (256, 128, 64)  # ours' (256, 64) and evaluate.dims
+    expected = RetrievalEvaluator(
+        dataset=str(beir), top_k=5, precisions=("float32", "int8", "binary"), rescore=3, dims=dims
+    )(minilm)  # the same weights as the export; the evaluator's numbers are checked elsewhere
+    for label in ("ours", "all-MiniLM-L6-v2"):
+        faq = rows[label]["faq"]
+        assert faq == pytest.approx(expected, abs=1e-6), label
+        assert "ndcg_at_10/dim_64/binary_rescore" in faq and "index_bytes/dim_128/int8" in faq
+        assert sorted(k for k in rows[label]["sts"] if k.startswith("spearman")) == [
+            "spearman", "spearman/dim_128", "spearman/dim_256", "spearman/dim_64"
+        ]  # fmt: skip
+    # TF-IDF: sparse rows, full-size float32 only
+    assert not any("/" in k for k in rows["tfidf"]["faq"]) and "ndcg_at_10" in rows["tfidf"]["faq"]
+    # an independent number: Spearman of the cosines of the first 64 dims
+    first = jina_jax.encode(minilm, [p[0] for p in STS_PAIRS])[:, :64]
+    second = jina_jax.encode(minilm, [p[1] for p in STS_PAIRS])[:, :64]
+    cosine = (
+        np.sum(first * second, 1) / np.linalg.norm(first, axis=1) / np.linalg.norm(second, axis=1)
+    )
+    spearman = stats.spearmanr(cosine, [p[2] for p in STS_PAIRS]).statistic
+    assert rows["ours"]["sts"]["spearman/dim_64"] == pytest.approx(spearman, abs=1e-6)
+    report = (tmp_path / "run" / "evaluate" / "results.md").read_text()
+    assert "### faq: ours" in report and "### sts: all-MiniLM-L6-v2" in report
+    assert "### faq: tfidf" not in report
+    assert (
+        "| dims (ndcg_at_10) | float32 | int8 | int8_rescore | binary | binary_rescore |" in report
+    )
+    assert f"| 384 (full) | {expected['ndcg_at_10']:.4f} (100.0%) |" in report
+    assert report.strip() in capsys.readouterr().out

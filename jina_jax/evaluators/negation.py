@@ -20,7 +20,17 @@ import numpy as np
 
 from jina_jax.data.readers import read_negations
 from jina_jax.data.records import NegationRecord
-from jina_jax.evaluators.common import as_embedder, embed, fit, load_starter, row_dot
+from jina_jax.evaluators.common import (
+    as_embedder,
+    check_dims,
+    embed,
+    evaluation_dims,
+    fit,
+    load_starter,
+    metric_name,
+    row_dot,
+    truncate,
+)
 
 
 def load_negations(
@@ -54,7 +64,12 @@ def negation_metrics(anchors, entailments, negatives) -> dict[str, float]:
 @dataclasses.dataclass
 class NegationEvaluator:
     """``dataset``: "test" (starter held-out triplets), "train", a jsonl path, or records. A
-    fitted embedder (TF-IDF) is fitted on all anchor, entailment and negative texts."""
+    fitted embedder (TF-IDF) is fitted on all anchor, entailment and negative texts.
+
+    ``dims``: also score the embeddings truncated to their first d dimensions and
+    L2-renormalised (Matryoshka; embedded once at full size), each metric named as
+    ``common.metric_name`` names it (``hard_error_rate/dim_128``); dense embedders only. None
+    (the default): the ``matryoshka_dims`` of the embedder's model; (): none."""
 
     headline = "hard_error_rate"
 
@@ -62,6 +77,10 @@ class NegationEvaluator:
     data_dir: str | None = None
     batch_size: int = 32
     max_length: int | None = None
+    dims: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        self.dims = check_dims(self.dims)
 
     def __call__(self, embedder) -> dict[str, Any]:
         embedder = as_embedder(embedder, batch_size=self.batch_size)
@@ -71,5 +90,9 @@ class NegationEvaluator:
         texts = [t for r in records for t in dataclasses.astuple(r)]
         fit(embedder, texts)
         vectors = embed(embedder, texts, max_length=self.max_length)
-        anchors, entailments, negatives = vectors[0::3], vectors[1::3], vectors[2::3]
-        return {**negation_metrics(anchors, entailments, negatives), "num_triplets": len(records)}
+        metrics = negation_metrics(vectors[0::3], vectors[1::3], vectors[2::3])
+        for dim in evaluation_dims(self.dims, embedder, vectors.shape[1]):
+            cut = truncate(vectors, dim)
+            truncated = negation_metrics(cut[0::3], cut[1::3], cut[2::3])
+            metrics |= {metric_name(name, dim): value for name, value in truncated.items()}
+        return {**metrics, "num_triplets": len(records)}

@@ -12,19 +12,26 @@ from typing import Any
 import ir_measures
 import numpy as np
 from ir_measures import AP, R, nDCG
+from scipy import sparse
 
 from jina_jax.data.hashing import stable_sample
 from jina_jax.data.readers import BeirDataset, read_beir
 from jina_jax.encoding import chunk_windows, late_chunking
 from jina_jax.evaluators.common import (
+    FLOAT32,
     as_embedder,
+    check_dims,
     dot,
     embed,
     embed_chunks,
+    evaluation_dims,
     fit,
     load_starter,
+    metric_name,
     top_k_search,
+    truncate,
 )
+from jina_jax.evaluators.quantization import check_precisions, index_bytes, quantized_search
 
 # Our metric names (MTEB's) -> ir-measures measures; AP@k is trec_eval's map_cut.k.
 MEASURES = {"ndcg_at_10": nDCG @ 10, "map_at_10": AP @ 10, "recall_at_100": R @ 100}
@@ -80,6 +87,29 @@ class RetrievalEvaluator:
     tokenizer of ``chunk_model`` (a ``Model``; default: ``embedder.model``), so an embedder
     without a model can be scored naive-chunked on the same chunks as a model. Chunk vectors
     are held in memory.
+
+    Quantised and per-dimension (Matryoshka) retrieval (``chunking="none"``, dense embedders):
+    ``precisions`` lists the corpus precisions to search ("float32", "int8", "binary";
+    ``jina_jax.evaluators.quantization`` defines them: int8 ranges are calibrated on the corpus,
+    binary is scored by Hamming distance); ``rescore`` > 0 also re-ranks the top ``rescore``
+    candidates of int8 / binary with the float32 query vectors (the run then holds
+    ``min(top_k, rescore)`` documents). ``dims`` adds truncations: embeddings cut to their
+    first d dimensions and L2-renormalised (embedded once, at full size); None (the default)
+    takes the ``matryoshka_dims`` of the embedder's model (none for TF-IDF or a model trained
+    without them), () none. Metric names (``common.metric_name``): full-size float32 keeps the
+    plain names (``ndcg_at_10``, ``map_at_10``, ``recall_at_100``, ``index_bytes``); every
+    other setting appends ``/dim_<d>`` (a truncation) and ``/<precision>`` (int8, binary,
+    int8_rescore, binary_rescore), "/"-separated so that they are valid TensorBoard tags::
+
+        ndcg_at_10/int8   ndcg_at_10/binary_rescore   ndcg_at_10/dim_256
+        ndcg_at_10/dim_128/binary_rescore   index_bytes/binary   index_bytes/dim_128/int8
+
+    ``index_bytes`` is the flat corpus index: N x D x 4 (float32), N x D (int8), N x ceil(D / 8)
+    (binary); rescoring reads the same index (no entry of its own); ``embedding_dim`` is D.
+    With anything beyond full-size float32 the corpus embeddings are held in memory
+    (N x D x 4 bytes) to be truncated and quantised; score matrices stay blockwise.
+    ``jina_jax.evaluators.precision_table`` tabulates the results. Chunked retrieval is
+    full-size float32 only (a model's own dims are then not evaluated).
     """
 
     headline = "ndcg_at_10"
@@ -98,10 +128,20 @@ class RetrievalEvaluator:
     chunk_by: str = "sentences"  # sentences | tokens
     chunk_tokens: int = 64
     chunk_model: Any = None  # a Model whose tokenizer cuts chunks; default: embedder.model
+    precisions: tuple[str, ...] = ("float32",)  # of float32, int8, binary
+    rescore: int = 0  # re-rank this many int8 / binary candidates with float32 queries
+    dims: tuple[int, ...] | None = None  # truncations; None: the model's Matryoshka dims
 
     def __post_init__(self):
         if self.chunking not in ("none", "naive", "late"):
             raise ValueError(f"chunking must be none, naive or late, got {self.chunking!r}")
+        self.precisions, self.rescore = check_precisions(self.precisions, self.rescore)
+        self.dims = check_dims(self.dims)
+        if self.chunking != "none" and (self.precisions != (FLOAT32,) or self.dims):
+            raise ValueError(
+                "precisions and dims are evaluated without chunking (chunking='none'); got "
+                f"chunking={self.chunking!r}, precisions={self.precisions!r}, dims={self.dims!r}"
+            )
 
     def __call__(self, embedder) -> dict[str, Any]:
         data = load_beir(self.dataset, self.data_dir, self.split)
@@ -112,19 +152,34 @@ class RetrievalEvaluator:
         ]
         query_ids = [query_ids[i] for i in stable_sample(query_ids, self.max_queries, "eval")]
         doc_ids = list(data.corpus)
-        run = self.search(
+        runs, sizes = self.search_all(
             embedder, [data.queries[q] for q in query_ids], [data.corpus[d] for d in doc_ids]
         )
-        run = {
-            query_ids[i]: {doc_ids[j]: score for j, score in hits.items()}
-            for i, hits in enumerate(run)
-        }
-        metrics = trec_metrics({q: data.qrels[q] for q in query_ids}, run)
-        return {**metrics, "num_queries": len(query_ids), "num_documents": len(doc_ids)}
+        qrels = {q: data.qrels[q] for q in query_ids}
+        metrics = {}
+        for (dim, precision), run in runs.items():
+            run = {
+                query_ids[i]: {doc_ids[j]: score for j, score in hits.items()}
+                for i, hits in enumerate(run)
+            }
+            scores = trec_metrics(qrels, run)
+            metrics |= {metric_name(k, dim, precision): v for k, v in scores.items()}
+        return {**metrics, **sizes, "num_queries": len(query_ids), "num_documents": len(doc_ids)}
 
     def search(self, embedder, queries: list[str], documents: list[str]) -> list[dict[int, float]]:
-        """Per query, {document index: cosine} of its ``top_k`` documents. ``embedder``: an
-        embedder or a jina_jax ``Model``."""
+        """Per query, {document index: cosine} of its ``top_k`` documents (full size, float32,
+        whatever ``precisions`` and ``dims`` say). ``embedder``: an embedder or a jina_jax
+        ``Model``."""
+        plain = dataclasses.replace(self, precisions=(FLOAT32,), rescore=0, dims=())
+        return plain.search_all(embedder, queries, documents)[0][None, FLOAT32]
+
+    def search_all(
+        self, embedder, queries: list[str], documents: list[str]
+    ) -> tuple[dict[tuple[int | None, str], list[dict[int, float]]], dict[str, int]]:
+        """({(dim, precision): run}, {name: int}): one run per setting (dim None: full size;
+        precision: float32, int8, binary, int8_rescore or binary_rescore), each a list over the
+        queries of {document index: score} of its ``top_k`` documents; and ``embedding_dim``
+        and the ``index_bytes`` metrics (dense embedders, no chunking)."""
         embedder = as_embedder(embedder, batch_size=self.batch_size)
         model = self._model(embedder)  # before any work: late chunking without a model fails
         fit(embedder, documents)
@@ -133,20 +188,58 @@ class RetrievalEvaluator:
         )
         if self.chunking != "none":
             scores, index = self._search_chunks(embedder, model, query_vectors, documents)
+            return {(None, FLOAT32): _as_run(scores, index)}, {}
+        if sparse.issparse(query_vectors):
+            if self.precisions != (FLOAT32,) or self.dims:
+                raise ValueError(
+                    f"embedder {getattr(embedder, 'name', type(embedder).__name__)!r} gives "
+                    "sparse rows (TF-IDF): only full-size float32 retrieval applies "
+                    f"(precisions=('float32',), dims=()); got precisions={self.precisions!r}, "
+                    f"dims={self.dims!r}"
+                )
+            dims = ()
         else:
-            chunks = embed_chunks(
-                embedder,
-                documents,
-                chunk_size=self.corpus_chunk_size,
-                max_length=self.max_length,
-            )
+            dims = evaluation_dims(self.dims, embedder, query_vectors.shape[1])
+        chunks = embed_chunks(
+            embedder, documents, chunk_size=self.corpus_chunk_size, max_length=self.max_length
+        )
+        sizes = {}
+        if not sparse.issparse(query_vectors):
+            sizes["embedding_dim"] = query_vectors.shape[1]
+        if self.precisions == (FLOAT32,) and not dims:  # streamed: no corpus matrix held
             scores, index = top_k_search(
                 query_vectors, chunks, self.top_k, block_size=self.block_size
             )
-        return [
-            {int(j): float(s) for j, s in zip(row_index, row_scores)}
-            for row_index, row_scores in zip(index, scores.astype(np.float64))
-        ]
+            if sizes:
+                sizes["index_bytes"] = index_bytes(len(documents), sizes["embedding_dim"], FLOAT32)
+            return {(None, FLOAT32): _as_run(scores, index)}, sizes
+        chunks = list(chunks)  # held: truncated and quantised once per setting
+        runs = {}
+        for dim in (None, *dims):
+            queries_d = truncate(query_vectors, dim)
+            chunks_d = [(offset, truncate(chunk, dim)) for offset, chunk in chunks]
+            for precision in self.precisions:
+                sizes[metric_name("index_bytes", dim, precision)] = index_bytes(
+                    len(documents), queries_d.shape[1], precision
+                )
+                if precision == FLOAT32:
+                    scores, index = top_k_search(
+                        queries_d, chunks_d, self.top_k, block_size=self.block_size
+                    )
+                    runs[dim, precision] = _as_run(scores, index)
+                    continue
+                found = quantized_search(
+                    queries_d,
+                    chunks_d,
+                    precision,
+                    self.top_k,
+                    rescore=self.rescore,
+                    block_size=self.block_size,
+                )
+                runs[dim, precision] = _as_run(found.scores, found.index)
+                if found.rescored is not None:
+                    runs[dim, f"{precision}_rescore"] = _as_run(*found.rescored)
+        return runs, sizes
 
     def _model(self, embedder):
         """The ``Model`` that cuts chunks (and, for late chunking, embeds them); None when
@@ -213,3 +306,10 @@ class RetrievalEvaluator:
             all_index.append(index)
             all_scores.append(np.take_along_axis(per_doc, index, axis=1))
         return np.concatenate(all_scores), np.concatenate(all_index)
+
+
+def _as_run(scores: np.ndarray, index: np.ndarray) -> list[dict[int, float]]:
+    return [
+        {int(j): float(s) for j, s in zip(row_index, row_scores)}
+        for row_index, row_scores in zip(index, scores.astype(np.float64))
+    ]

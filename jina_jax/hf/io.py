@@ -24,7 +24,7 @@ from safetensors.numpy import save_file
 from jina_jax import storage
 from jina_jax.errors import CheckpointError, CheckpointMismatchError
 from jina_jax.hf.remote_code import OFFICIAL_AUTO_MAP, copy_remote_code
-from jina_jax.model import Model
+from jina_jax.model import Model, check_matryoshka_dims
 from jina_jax.models import (
     ARCHITECTURES,
     Architecture,
@@ -36,6 +36,7 @@ from jina_jax.models import (
 from jina_jax.tokenization import load_tokenizer
 
 PathLike = str | os.PathLike
+ST_CONFIG_FILE = "config_sentence_transformers.json"
 
 
 # --------------------------------------------------------------------------- tensors
@@ -265,8 +266,16 @@ def _config_from_hf(arch: Architecture, hf_config: dict, source: str, overrides:
 
 
 def _sentence_transformers_info(folder: pathlib.Path) -> dict[str, Any]:
-    """Pooling mode, normalisation and max length from a sentence-transformers folder."""
-    info: dict[str, Any] = {"pooling": "mean", "normalize": False, "max_seq_length": None}
+    """Pooling mode, normalisation, max length and Matryoshka dims (jina_jax's own key in
+    config_sentence_transformers.json) from a sentence-transformers folder."""
+    info: dict[str, Any] = {
+        "pooling": "mean",
+        "normalize": False,
+        "max_seq_length": None,
+        "matryoshka_dims": None,
+    }
+    if (folder / ST_CONFIG_FILE).exists():
+        info["matryoshka_dims"] = _read_json(folder / ST_CONFIG_FILE).get("matryoshka_dims")
     modules_file = folder / "modules.json"
     if not modules_file.exists():
         return info
@@ -325,6 +334,10 @@ def load_hf(path: PathLike, **config_overrides) -> Model:
     params = params_from_hf(tensors, config, source=str(folder))
     info = _sentence_transformers_info(folder)
     max_length = info["max_seq_length"] or config.max_length
+    try:
+        dims = check_matryoshka_dims(info["matryoshka_dims"], config.hidden_size)
+    except ValueError as e:
+        raise CheckpointError(f"{folder / ST_CONFIG_FILE}: {e}") from e
     return Model(
         config=config,
         params=params,
@@ -332,6 +345,7 @@ def load_hf(path: PathLike, **config_overrides) -> Model:
         pooling=info["pooling"],
         normalize=info["normalize"],
         max_length=int(max_length),
+        matryoshka_dims=dims,
     )
 
 
@@ -378,7 +392,44 @@ def _write_sentence_transformers(out: pathlib.Path, model) -> None:
         "default_prompt_name": None,
         "similarity_fn_name": "cosine",
     }
-    (out / "config_sentence_transformers.json").write_text(json.dumps(meta, indent=2))
+    if model.matryoshka_dims:
+        # Not a sentence-transformers key (it ignores it; ``truncate_dim`` would truncate by
+        # default): jina_jax's record of the sizes the model was trained for, read by load_hf.
+        meta["matryoshka_dims"] = list(model.matryoshka_dims)
+        (out / "README.md").write_text(_matryoshka_card(model))
+    (out / ST_CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def _matryoshka_card(model) -> str:
+    """A short model card: which truncations the model was trained for and how to use one."""
+    full = model.config.hidden_size
+    dims = sorted(set(model.matryoshka_dims) | {full}, reverse=True)
+    example = next((d for d in dims if d < full), full)
+    sizes = ", ".join(str(d) for d in dims)
+    return f"""---
+library_name: sentence-transformers
+pipeline_tag: sentence-similarity
+tags:
+- sentence-transformers
+- matryoshka
+---
+
+# Matryoshka embeddings ({full} dimensions)
+
+This model was trained with Matryoshka Representation Learning: the first d dimensions of each
+embedding are an embedding of their own. Trained sizes: {sizes}
+(`matryoshka_dims` in `config_sentence_transformers.json`).
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("path/to/this/folder", truncate_dim={example})
+embeddings = model.encode(["a sentence", "another one"])  # shape (2, {example})
+```
+
+Truncated embeddings are not unit length: compare them by cosine similarity (the model's
+`similarity`), or L2-normalise them first. Exported by jina_jax.
+"""
 
 
 def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = False):

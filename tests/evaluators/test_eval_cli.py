@@ -61,3 +61,42 @@ def test_cli_writes_results(tmp_path, capsys, monkeypatch, minilm):
     assert results[f"negation:{negation}"]["num_triplets"] == 2
     assert results[f"sts:{sts}"]["num_pairs"] == 3
     assert "| eval | metric | value |" in capsys.readouterr().out
+
+
+def test_cli_precisions_and_dims(tmp_path, capsys, monkeypatch, minilm):
+    """--precisions / --rescore / --dims reach the retrieval evaluator (and --dims the STS one);
+    without --dims, the model's own Matryoshka dims; --dims none: no truncation."""
+    import dataclasses
+
+    import jina_jax.loading
+    from jina_jax.evaluators import RetrievalEvaluator
+
+    matryoshka = dataclasses.replace(minilm, matryoshka_dims=(128,))
+    monkeypatch.setattr(jina_jax.loading, "load_model", lambda path: matryoshka)
+    beir = tmp_path / "faq"
+    (beir / "qrels").mkdir(parents=True)
+    docs = ["Run apt install and the name.", "ls lists files.", "cp copies a file.", "Cats nap."]
+    queries = ["How do I install a package?", "How do I list files?", "How do I copy a file?"]
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs))
+    )
+    (beir / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n" for i, t in enumerate(queries))
+    )
+    (beir / "qrels" / "test.tsv").write_text("".join(f"q{i}\td{i}\t1\n" for i in range(3)))
+    out = tmp_path / "results.json"
+    common = ["--model", "mrl", "--evals", f"retrieval:{beir}", "--out", str(out)]
+    code = evaluate.main([*common, "--precisions", "float32,binary", "--rescore", "2"])
+    assert code == 0
+    got = json.loads(out.read_text())["results"][f"retrieval:{beir}"]
+    expected = RetrievalEvaluator(
+        dataset=str(beir), precisions=("float32", "binary"), rescore=2, dims=(128,)
+    )(minilm)  # the evaluator's numbers are checked against brute force elsewhere
+    assert got == pytest.approx(expected) and "ndcg_at_10/dim_128/binary_rescore" in got
+    printed = capsys.readouterr().out
+    assert "| dims (ndcg_at_10) | float32 | binary | binary_rescore | bytes float32 |" in printed
+    assert evaluate.main([*common, "--dims", "none", "--precisions", "int8"]) == 0
+    got = json.loads(out.read_text())["results"][f"retrieval:{beir}"]
+    assert "ndcg_at_10/int8" in got and not any("dim_" in k for k in got)
+    assert evaluate.main([*common, "--precisions", "int4"]) == 2
+    assert "evaluate: error: precisions must list distinct precisions" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""config_lib's validation of the 'evaluate' stage's keys (precisions, rescore, dims) and of
+the same keys on config.evals entries: each bad value is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from jina_jax import config_lib
+from jina_jax.errors import ConfigError
+from jina_jax.evaluators.quantization import PRECISIONS
+
+
+def _config():
+    c = config_lib.base_config()
+    c.stages = ("import", "evaluate")
+    c.init_from = "all-MiniLM-L6-v2"
+    c.model.hidden_size = 384
+    c.evals = config_lib.heldout_evals()
+    return c
+
+
+def _problems(config) -> str:
+    with pytest.raises(ConfigError) as error:
+        config_lib.validate(config)
+    return str(error.value).removeprefix("bad config values: ")
+
+
+def test_defaults_and_a_full_request_are_valid():
+    config = _config()
+    assert config.evaluate.precisions == ("float32",) and config.evaluate.model_dims
+    config_lib.validate(config)
+    config.evaluate.update(precisions=("float32", "int8", "binary"), rescore=0, dims=(256, 64))
+    config.evals.python_faq.precisions = ("binary",)
+    config.evals.python_faq.rescore = 10
+    config_lib.validate(config)
+    assert config_lib.EVAL_PRECISIONS == PRECISIONS  # config_lib's copy of the evaluators' list
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "precisions",
+            ("float32", "int4"),
+            "evaluate.precisions=('float32', 'int4'): distinct names of 'float32', 'int8', "
+            "'binary', at least one (on the command line: "
+            '--config.evaluate.precisions=\'("float32", "int8", "binary")\')',
+        ),
+        ("precisions", (), "evaluate.precisions=(): distinct names of"),
+        ("precisions", ("int8", "int8"), "evaluate.precisions=('int8', 'int8'): distinct"),
+        ("rescore", -1, "evaluate.rescore=-1: allowed range [0, inf]"),
+        ("dims", (256, 0), "evaluate.dims=(256, 0): distinct positive integers"),
+        ("dims", (64, 64), "evaluate.dims=(64, 64): distinct positive integers"),
+        ("dims", (512,), "evaluate.dims=(512,): each at most the model's width 384"),
+    ],
+)
+def test_bad_evaluate_values_name_the_key(key, value, message):
+    config = _config()
+    config.evaluate[key] = value
+    assert _problems(config).startswith(message)
+
+
+def test_entry_rescore_needs_int8_or_binary_where_the_entry_runs():
+    config = _config()
+    config.evals.manpages.rescore = 5
+    config.evaluate.precisions = ("float32", "binary")  # filled in by the 'evaluate' stage
+    config_lib.validate(config)
+    config.evals.manpages.every = 100  # also during training, where nothing fills it in
+    assert _problems(config).startswith("evals.manpages.rescore=5: re-ranks")
+    config.evals.manpages.precisions = "int8"
+    config_lib.validate(config)
+
+
+def test_bad_entry_values_name_the_entry():
+    config = _config()
+    config.evals.python_faq.precisions = ("fp16",)
+    config.evals.manpages.rescore = 5  # without int8 / binary
+    config.evals.lee_sts.dims = (0,)
+    assert _problems(config).split("; ") == [  # entries in ConfigDict's (sorted) order
+        "evals.lee_sts.dims=(0,): distinct positive integers",
+        "evals.manpages.rescore=5: re-ranks int8 / binary candidates, so set "
+        "evals.manpages.precisions to include int8 or binary (or rescore=0)",
+        "evals.python_faq.precisions=('fp16',): distinct names of 'float32', 'int8', 'binary', "
+        "at least one (on the command line: "
+        '--config.evals.python_faq.precisions=\'("float32", "int8", "binary")\')',
+    ]
+
+
+def test_command_line_override_is_refused_before_anything_runs(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    workdir = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "jina_jax.main", "--config=configs/import_export.py",
+            f"--workdir={workdir}", "--config.evaluate.precisions=('float32', 'int4')",
+            "--config.evaluate.dims=(64, 64)",
+        ],
+        env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(repo)},
+        cwd=repo, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = (result.stdout + result.stderr).strip().splitlines()[-1]
+    assert last.startswith(
+        "jina_jax.main: error: bad config values: evaluate.precisions=('float32', 'int4'): "
+    )
+    assert last.endswith("; evaluate.dims=(64, 64): distinct positive integers")
+    assert not workdir.exists()
