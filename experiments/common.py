@@ -155,11 +155,13 @@ def finetune(
     temperature: float = 0.05,
     data_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    matryoshka_dims: Sequence[int] = (),
 ) -> pathlib.Path:
     """Fine-tunes ``init_from`` for ``steps`` steps of the ``stage`` ("pairs": InfoNCE over
     in-batch negatives; "triplets": plus ``num_negatives`` hard negatives per query) on
-    ``datasets`` (name -> source: a jsonl path or ``starter:...``); returns the stage folder,
-    which ``jina_jax.load_model`` reads."""
+    ``datasets`` (name -> source: a jsonl path or ``starter:...``), with the loss summed over
+    ``matryoshka_dims`` prefixes when given; returns the stage folder, which
+    ``jina_jax.load_model`` reads."""
     from ml_collections import ConfigDict
 
     from jina_jax import config_lib
@@ -177,6 +179,7 @@ def finetune(
     cfg.query_max_length = query_max_length
     cfg.passage_max_length = passage_max_length
     cfg.temperature = temperature
+    cfg.matryoshka_dims = tuple(matryoshka_dims)
     cfg.optimizer = config_lib.optimizer(lr, steps // 10 if warmup_steps is None else warmup_steps)
     cfg.log_every = max(1, steps // 5)
     cfg.checkpoint.every = steps  # one save, at the end
