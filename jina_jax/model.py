@@ -10,6 +10,7 @@ from typing import Any
 import flax.linen as nn
 
 from jina_jax.models import EncoderConfig, build_encoder
+from jina_jax.models.lora import Adapters
 
 
 @dataclasses.dataclass
@@ -20,6 +21,12 @@ class Model:
     pooling: str = "mean"
     normalize: bool = False
     max_length: int = 512
+    # task LoRA adapters (a LoRA stage's folder, or an export's adapters/ folders); None: none
+    adapters: Adapters | None = None
+    # merged parameters per adapter name, made on first use (not copied by dataclasses.replace)
+    _merged: dict[str, Any] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @functools.cached_property
     def module(self) -> nn.Module:
@@ -28,3 +35,15 @@ class Model:
     @property
     def dim(self) -> int:
         return self.config.hidden_size
+
+    def params_for(self, adapter: str | None = None) -> Any:
+        """The base parameters (``adapter=None``), or those with the named task adapter merged
+        in (``W + alpha/r A @ B``, computed once per adapter and kept): same shapes as the
+        base, so ``encode`` compiles once for all of them."""
+        if adapter is None:
+            return self.params
+        if self.adapters is None:
+            raise ValueError(f"adapter {adapter!r} asked for, but this model has no adapters")
+        if adapter not in self._merged:
+            self._merged[adapter] = self.adapters.merged(self.params, adapter)
+        return self._merged[adapter]
