@@ -630,8 +630,16 @@ def _check_lora(check: _Checks, cfg: ConfigDict) -> None:
     bad = [t for t in tasks if not isinstance(t, str) or not t or "/" in t]
     if bad or len(set(tasks)) != len(tasks):
         check.problems.append(f"lora.tasks={tuple(tasks)!r}: distinct non-empty names without '/'")
-    if not isinstance(cfg.targets, tuple | list) or not cfg.targets:
-        check.problems.append(f"lora.targets={cfg.targets!r}: a non-empty tuple of module names")
+    targets = cfg.targets
+    if not isinstance(targets, tuple | list) or not targets:
+        check.problems.append(f"lora.targets={targets!r}: a non-empty tuple of module names")
+    else:
+        unknown = [t for t in targets if t not in lora_lib.DEFAULT_TARGETS]
+        if unknown:
+            check.problems.append(
+                f"lora.targets: unknown module {', '.join(map(repr, unknown))}; known: "
+                f"{', '.join(lora_lib.DEFAULT_TARGETS)}"
+            )
 
     def pair(key: str, value) -> None:
         if not (isinstance(value, tuple | list) and len(value) == 2):

@@ -283,13 +283,18 @@ def stage_verify_export(run: Run, stage: str, previous) -> dict:
 
 def stage_evaluate(run: Run, stage: str, previous: epath.Path | None) -> dict:
     """Scores the latest model, and the baselines in ``config.evaluate.baselines`` ("tfidf", or
-    any model path/alias), on every ``config.evals`` entry; writes results.json and a table."""
+    any model path/alias), on every ``config.evals`` entry; writes results.json and a table.
+    A model with task adapters is scored through ``config.lora.eval_adapter``."""
     config = run.config
     out = run.workdir / stage
     entries = {name: dict(entry) for name, entry in config.evals.items()}
     if not entries:
         raise ValueError("stage 'evaluate' needs config.evals entries")
-    embedders = {"ours": load_embedder(_require(previous, stage))}
+    model_dir = _require(previous, stage)
+    model = load_model(model_dir)
+    # A LoRA stage's model: scored through config.lora.eval_adapter ("" = its frozen base).
+    adapter = (config.lora.eval_adapter or None) if model.adapters is not None else None
+    embedders = {"ours": ModelEmbedder(model, name=str(model_dir), adapter=adapter)}
     for name in config.evaluate.baselines:
         embedders[name] = TfidfEmbedder() if name == "tfidf" else load_embedder(name)
     rows = compare(entries, embedders, data_dir=str(config.data.dir))

@@ -93,6 +93,15 @@ def target_kernels(params, targets: Sequence[str] = DEFAULT_TARGETS) -> dict[str
     return dict(sorted(out.items()))
 
 
+def _dense_names(params) -> set[str]:
+    """Module names of every ``kernel`` of ``params``."""
+    return {
+        str(getattr(path[-2], "key", path[-2]))
+        for path, _ in jax.tree_util.tree_flatten_with_path(_unboxed(params))[0]
+        if len(path) >= 2 and str(getattr(path[-1], "key", path[-1])) == "kernel"
+    }
+
+
 def factor_shapes(path: str, shape: Sequence[int], rank: int) -> tuple[tuple, tuple]:
     """Shapes of ``a`` ``[..., in, r]`` and ``b`` ``[..., r, out]`` for a kernel."""
     leading, inputs, _ = kernel_layout(path.split("/"), shape)
@@ -116,7 +125,10 @@ def init_lora(
         raise ValueError(f"LoRA rank must be >= 1, got {rank}")
     kernels = target_kernels(params, targets)
     if not kernels:
-        raise ValueError(f"no Dense kernel of the model is named one of {tuple(targets)}")
+        raise ValueError(
+            f"LoRA targets {tuple(targets)}: no Dense module of this model has one of these "
+            f"names (the model's: {', '.join(sorted(_dense_names(params)))})"
+        )
     out = {}
     for t, task in enumerate(tasks):
         out[task] = {}

@@ -17,6 +17,7 @@ from jina_jax.hf.io import params_to_hf, peft_tensors
 from jina_jax.model import Model
 from jina_jax.models import BertConfig, T5Config, build_encoder, init_params
 from jina_jax.models import lora
+from jina_jax.models.layers import Dense
 
 BERT = BertConfig(
     vocab_size=64,
@@ -50,6 +51,41 @@ def _nonzero_b(adapters, seed=1):
             else np.asarray(x)
         ),
         adapters,
+    )
+
+
+@pytest.mark.parametrize(
+    ("in_shape", "features", "in_axes", "out_axes"),
+    [
+        ((5,), 7, ("embed",), ("mlp",)),  # a plain [in, out] projection
+        ((5,), (2, 3), ("embed",), ("heads", "kv")),  # query/key/value: [H, heads, kv]
+        ((2, 3), 5, ("heads", "kv"), ("embed",)),  # attention output: [heads, kv, H]
+    ],
+    ids=["2d", "head-out", "head-in"],
+)
+def test_dense_branch_by_hand(in_shape, features, in_axes, out_axes):
+    """One Dense with a LoRA branch: x W + b + (alpha/r) (x A) B, against numpy by hand."""
+    rng = np.random.default_rng(0)
+    dense = Dense(features, in_axes, out_axes)
+    x = rng.normal(size=(4, 3, *in_shape)).astype(np.float32)
+    w = rng.normal(size=(*in_shape, *np.atleast_1d(features))).astype(np.float32)
+    bias = rng.normal(size=np.atleast_1d(features)).astype(np.float32)
+    fan_in, fan_out = int(np.prod(in_shape)), int(np.prod(features))
+    rank, alpha = 3, 12.0
+    a = rng.normal(size=(fan_in, rank)).astype(np.float32)
+    b = rng.normal(size=(rank, fan_out)).astype(np.float32)
+    branch = lora.as_collection({"dense": {"a": a, "b": b}}, alpha, rank)["dense"]
+    y = dense.apply({"params": {"kernel": w, "bias": bias}, "lora": branch}, x)
+
+    x2 = x.reshape(4, 3, fan_in).astype(np.float64)
+    expected = x2 @ w.reshape(fan_in, fan_out) + bias.reshape(-1)
+    expected += (alpha / rank) * (x2 @ a) @ b
+    np.testing.assert_allclose(np.asarray(y).reshape(4, 3, fan_out), expected, rtol=1e-5, atol=1e-5)
+    # the branch really adds something, and without it the layer is the plain projection
+    plain = np.asarray(dense.apply({"params": {"kernel": w, "bias": bias}}, x))
+    assert np.abs(plain - np.asarray(y)).max() > 1.0
+    np.testing.assert_allclose(
+        plain.reshape(4, 3, fan_out), x2 @ w.reshape(fan_in, fan_out) + bias.reshape(-1), atol=1e-5
     )
 
 
