@@ -199,7 +199,9 @@ class Adapters:
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return tuple(self.params)
+        """The adapter names, sorted (JAX sorts dict keys in any tree it rebuilds, so the
+        insertion order would not survive a ``jax.tree.map``)."""
+        return tuple(sorted(self.params))
 
     def merged(self, base, task: str):
         if task not in self.params:

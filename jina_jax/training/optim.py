@@ -54,13 +54,20 @@ def only_when_used(inner: optax.GradientTransformation) -> optax.GradientTransfo
 
     def update(updates, state, params=None):
         leaves = jax.tree.leaves(updates)
-        new_updates, new_state = inner.update(updates, state, params)
         if not leaves:
-            return new_updates, new_state
+            return inner.update(updates, state, params)
         used = jnp.any(jnp.stack([jnp.any(g != 0) for g in leaves]))
-        new_updates = jax.tree.map(lambda u: jnp.where(used, u, jnp.zeros_like(u)), new_updates)
-        new_state = jax.tree.map(lambda n, o: jnp.where(used, n, o), new_state, state)
-        return new_updates, new_state
+        # lax.cond, not jnp.where over both results: the skipped branch costs nothing, and XLA
+        # compiles this several times faster (one where per state leaf fused with Adam's math
+        # tripled the LoRA step's compile time on CPU).
+        return jax.lax.cond(
+            used,
+            lambda u, s, p: inner.update(u, s, p),
+            lambda u, s, p: (jax.tree.map(jnp.zeros_like, u), s),
+            updates,
+            state,
+            params,
+        )
 
     return optax.GradientTransformation(inner.init, update)
 
