@@ -1,6 +1,7 @@
 """Optimiser from config: AdamW with warmup then linear/cosine decay, global-norm clipping and no
 weight decay on biases and layer-norm scales. With parameter groups (a LoRA stage): frozen
-parameters get no update and no optimiser state, and each trained group has its own AdamW."""
+parameters get no update and no optimiser state, and each trained group has its own Adam
+moments."""
 
 from __future__ import annotations
 
@@ -77,12 +78,14 @@ def make_optimizer(
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """Clipping, then AdamW. ``groups`` (an objective's ``optimizer_groups()``): None, every
     parameter trains; else ``(labels, label_fn)``: leaves labelled ``FROZEN`` get a zero update
-    and no state (``optax.set_to_zero``), each label in ``labels`` its own AdamW, stepped only
-    when its gradient is non-zero (``only_when_used``)."""
+    and no state (``optax.set_to_zero``); each label in ``labels`` has its own Adam moments and
+    weight decay, stepped only when its gradient is non-zero (``only_when_used``: Adam's bias
+    correction counts the group's own steps, as torch counts each parameter's); the learning
+    rate follows the global step for all of them."""
     schedule = learning_rate_schedule(cfg, total_steps)
-
-    def adamw():
-        return optax.adamw(
+    clip = optax.clip_by_global_norm(float(cfg.clip_norm))
+    if groups is None:
+        adamw = optax.adamw(
             schedule,
             b1=float(cfg.b1),
             b2=float(cfg.b2),
@@ -90,11 +93,20 @@ def make_optimizer(
             weight_decay=float(cfg.weight_decay),
             mask=weight_decay_mask,
         )
-
-    clip = optax.clip_by_global_norm(float(cfg.clip_norm))
-    if groups is None:
-        return optax.chain(clip, adamw()), schedule
+        return optax.chain(clip, adamw), schedule
     labels, label_fn = groups
-    transforms = {label: only_when_used(adamw()) for label in labels}
+
+    def moments_and_decay():  # optax.adamw without its learning rate
+        return optax.chain(
+            optax.scale_by_adam(b1=float(cfg.b1), b2=float(cfg.b2), eps=float(cfg.eps)),
+            optax.add_decayed_weights(float(cfg.weight_decay), weight_decay_mask),
+        )
+
+    transforms = {label: only_when_used(moments_and_decay()) for label in labels}
     transforms[FROZEN] = optax.set_to_zero()
-    return optax.chain(clip, optax.multi_transform(transforms, label_fn)), schedule
+    tx = optax.chain(
+        clip,
+        optax.multi_transform(transforms, label_fn),
+        optax.scale_by_learning_rate(schedule),
+    )
+    return tx, schedule
