@@ -57,3 +57,15 @@ def test_adapters_of_an_unknown_dataset_are_refused():
     c.lora.adapters.nope = ("text-matching", "text-matching")
     with pytest.raises(ConfigError, match=r"lora.adapters.nope: no such dataset in lora.datasets"):
         config_lib.validate(c)
+
+
+def test_minilm_lora_config_is_valid():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("minilm_lora", "configs/minilm_lora.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("quick")
+    config_lib.validate(config)
+    assert config.stages == ("lora", "evaluate", "export") and config.lora.steps == 10
+    assert set(config.lora.adapters) == set(config_lib.STARTER_PARAPHRASES)
