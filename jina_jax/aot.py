@@ -199,13 +199,16 @@ def worst_case_shapes(config: ConfigDict, stage: str, row_multiple: int) -> dict
     else:
         rows = -(-b * (2 + k) // row_multiple) * row_multiple
     grid = (rows, length)
-    return {
+    shapes = {
         "ids": grid,
         "segments": grid,
         "positions": grid,
         "query_lengths": (b,),
         "docs_lengths": (b * (1 + k),),
     }
+    if stage == "lora":  # the adapters of the batch's two sides: int32 scalars
+        shapes.update(query_adapter=(), passage_adapter=())
+    return shapes
 
 
 def abstract_batch(shapes: dict[str, tuple], mesh, rules) -> dict:
@@ -215,6 +218,9 @@ def abstract_batch(shapes: dict[str, tuple], mesh, rules) -> dict:
     shards = shd.batch_shards(mesh, rules)
     out = {}
     for key, shape in shapes.items():
+        if not shape:  # a per-batch scalar
+            out[key] = jax.ShapeDtypeStruct((), jnp.int32, sharding=shd.replicated(mesh))
+            continue
         spec = P(axes, *([None] * (len(shape) - 1))) if shape[0] % shards == 0 else P()
         out[key] = jax.ShapeDtypeStruct(shape, jnp.int32, sharding=NamedSharding(mesh, spec))
     if "query_lengths" in shapes:
@@ -354,7 +360,7 @@ def compile_stage(config: ConfigDict, stage: str, topology: Topology, devices=No
     rules = [tuple(rule) for rule in config.sharding_rules]
     mesh = shd.make_mesh(dict(config.mesh), topology.devices() if devices is None else devices)
     cfg = task.cfg
-    tx, schedule = make_optimizer(cfg.optimizer, int(cfg.steps))
+    tx, schedule = make_optimizer(cfg.optimizer, int(cfg.steps), objective.optimizer_groups())
     key = jax.random.key(int(config.seed), impl=config.prng_impl)
     abstract_key = jax.ShapeDtypeStruct(key.shape, key.dtype, sharding=shd.replicated(mesh))
     state = abstract_state(objective, tx, mesh, rules, key)

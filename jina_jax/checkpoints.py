@@ -1,12 +1,14 @@
 """Model folders: a training stage's folder, or the output of ``jina_jax.convert``::
 
     model.json           encoder config, pooling, normalisation, max length, Matryoshka dims
+                         (and, in a LoRA stage's folder, "lora": rank, alpha, tasks, targets)
     tokenizer/           the tokenizer, as Hugging Face files
     checkpoints/<step>/  orbax items: params (+ opt_state, data, meta while training)
 
 ``load_model_from_workdir`` reads model.json, the tokenizer and the latest ``params`` item
-(``jina_jax.training.checkpointing`` writes and restores the checkpoints themselves). The folder
-may be local or in a bucket (``gs://``).
+(``jina_jax.training.checkpointing`` writes and restores the checkpoints themselves). A LoRA
+stage's params are ``{"base": encoder, "lora": adapters}``: the model gets the base as its
+params and the adapters as ``Model.adapters``. The folder may be local or in a bucket (``gs://``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from jina_jax import storage
 from jina_jax.errors import CheckpointError, CheckpointMismatchError
 from jina_jax.model import Model, check_matryoshka_dims
 from jina_jax.models import config_from_dict, config_to_dict, init_params
+from jina_jax.models import lora as lora_lib
 from jina_jax.tokenization import load_tokenizer
 from jina_jax.training.checkpointing import (
     CHECKPOINT_DIR,
@@ -48,10 +51,11 @@ __all__ = [
 PathLike = str | os.PathLike
 
 
-def write_model_spec(workdir: PathLike, model) -> None:
+def write_model_spec(workdir: PathLike, model, **fields) -> None:
     """Writes model.json (atomically) and the tokenizer (Hugging Face writes local folders only:
     a remote one is written to a temporary folder, uploaded, and the temporary folder deleted).
-    Multi-host: the caller lets one process write."""
+    ``fields``: more model.json entries (a LoRA stage's ``lora``). Multi-host: the caller lets
+    one process write."""
     workdir = storage.as_path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -59,6 +63,7 @@ def write_model_spec(workdir: PathLike, model) -> None:
         "pooling": model.pooling,
         "normalize": model.normalize,
         "max_length": model.max_length,
+        **fields,
     }
     if model.matryoshka_dims:
         spec["matryoshka_dims"] = list(model.matryoshka_dims)
@@ -92,7 +97,11 @@ def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config
     config = config_from_dict({**spec["config"], **config_overrides})
     params, _ = restore_params(workdir, step)
     params = encoder_params(params)
-    check_params_match(params, config, source=str(workdir / CHECKPOINT_DIR))
+    source = str(workdir / CHECKPOINT_DIR)
+    adapters = None
+    if "lora" in spec:
+        params, adapters = _split_lora(params, spec["lora"], config, source)
+    check_params_match(params, config, source=source)
     with storage.local_copy(workdir / TOKENIZER_DIR) as folder:
         tokenizer = load_tokenizer(folder)
     try:
@@ -107,6 +116,7 @@ def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config
         normalize=spec.get("normalize", False),
         max_length=spec.get("max_length", config.max_length),
         matryoshka_dims=dims,
+        adapters=adapters,
     )
 
 
@@ -122,9 +132,34 @@ def encoder_params(params):
     return params
 
 
+def _split_lora(params, spec: dict, config, source: str):
+    """A LoRA stage's ``{"base", "lora"}`` params -> (base, ``Adapters``), the adapters checked
+    against the shapes model.json's ``lora`` entry gives them."""
+    if not isinstance(params, dict) or set(params) != {"base", "lora"}:
+        raise CheckpointMismatchError(
+            f"{source}: model.json describes LoRA adapters but the checkpoint's params are not "
+            "{base, lora}"
+        )
+    try:
+        rank, alpha = int(spec["rank"]), float(spec["alpha"])
+        tasks, targets = tuple(spec["tasks"]), tuple(spec["targets"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: model.json's lora entry is incomplete ({e})") from e
+    expected = jax.eval_shape(
+        lambda: lora_lib.init_lora(
+            abstract_params(config), rank=rank, tasks=tasks, targets=targets, rng=jax.random.key(0)
+        )
+    )
+    _check_tree(params["lora"], expected, f"{source} (LoRA adapters)")
+    return params["base"], lora_lib.Adapters(params["lora"], rank, alpha)
+
+
 def check_params_match(params, config, source: str) -> None:
     """Raises naming every parameter whose presence or shape differs from ``config``'s model."""
-    expected = abstract_params(config)
+    _check_tree(params, abstract_params(config), source)
+
+
+def _check_tree(params, expected, source: str) -> None:
     flat_expected = {
         jax.tree_util.keystr(k): v.shape
         for k, v in jax.tree_util.tree_flatten_with_path(expected)[0]

@@ -20,6 +20,7 @@ from ml_collections import ConfigDict, config_dict
 
 from jina_jax.errors import ConfigError
 from jina_jax.models import ARCHITECTURES
+from jina_jax.models import lora as lora_lib
 from jina_jax.sharding import DEFAULT_RULES
 
 # Sizes from the papers (jina-embeddings v2: Günther et al. 2023, arXiv 2310.19923; v1: Günther
@@ -58,7 +59,7 @@ LOCAL_JINA_BERT = dict(
 )
 LOCAL_T5 = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4)
 
-STAGE_KINDS = ("mlm", "distill", "pairs", "triplets")  # training stages; each has a block
+STAGE_KINDS = ("mlm", "distill", "pairs", "triplets", "lora")  # training stages; each has a block
 
 
 def parse_args(arg: str | None) -> set[str]:
@@ -222,6 +223,33 @@ def distill_block() -> ConfigDict:
     return block
 
 
+def lora_block() -> ConfigDict:
+    """Task LoRA adapters (jina-embeddings-v3, v5-text): low-rank adapters on the attention and
+    MLP projections, one per task, trained on pairs (or hard negatives) with the encoder frozen.
+    The pairs block's keys, plus the adapters'."""
+    block = contrastive_block("pairs")
+    block.update(steps=10_000, log_every=50)
+    block.optimizer = optimizer(5e-4, 100)
+    block.checkpoint = checkpoint(1000)
+    block.update(
+        dict(
+            rank=4,  # r of every adapter (jina-embeddings-v3: 4)
+            alpha=4.0,  # the update is alpha / rank * A @ B
+            tasks=lora_lib.V3_TASKS,  # adapter names: one adapter each
+            # Dense modules adapted, by module name (jina_jax.models.lora.DEFAULT_TARGETS:
+            # attention query/key/value/output, MLP gated_layers/intermediate/wo, T5 wi*)
+            targets=lora_lib.DEFAULT_TARGETS,
+            # (query adapter, passage adapter) of the datasets not named in `adapters`
+            default_adapters=("retrieval.query", "retrieval.passage"),
+            # dataset name -> (query adapter, passage adapter), e.g. ("text-matching",) * 2
+            adapters=ConfigDict(),
+            # the adapter periodic evals (config.evals with `every`) embed through; "" = base
+            eval_adapter="",
+        )
+    )
+    return block
+
+
 def base_config() -> ConfigDict:
     c = ConfigDict()
     c.seed = 0  # parameter init, dropout, batch order
@@ -230,7 +258,7 @@ def base_config() -> ConfigDict:
     # several CPU devices its sharded bit generation deadlocked XLA's CPU collectives here.
     c.prng_impl = "threefry2x32"
     # In order; each starts from the previous model stage's weights. Training: mlm, pairs,
-    # triplets. Others: import (init_from as a checkpoint), encode, evaluate, export,
+    # triplets, lora (task adapters on the frozen model). Others: import (init_from as a checkpoint), encode, evaluate, export,
     # verify_export.
     c.stages = ("pairs", "triplets", "export")
     c.model = model_block("bert")
@@ -268,6 +296,7 @@ def base_config() -> ConfigDict:
     c.distill = distill_block()
     c.pairs = contrastive_block("pairs")
     c.triplets = contrastive_block("triplets")
+    c.lora = lora_block()
 
     # name -> dict(type=<evaluator>, every=<steps; 0 = only in the 'evaluate' stage>, args...)
     c.evals = ConfigDict()
@@ -303,7 +332,7 @@ def shrink_for_local(c: ConfigDict) -> ConfigDict:
     c.mlm.update(steps=40, batch_size=16, max_length=128, log_every=10)
     c.mlm.optimizer.update(lr=5e-4, warmup_steps=5)
     c.mlm.checkpoint.update(every=20)
-    for stage, steps in (("pairs", 60), ("triplets", 30)):
+    for stage, steps in (("pairs", 60), ("triplets", 30), ("lora", 30)):
         s = c[stage]
         # Packed batches (the default): little padding, and row buckets keep compiles few.
         s.update(
@@ -318,6 +347,7 @@ def shrink_for_local(c: ConfigDict) -> ConfigDict:
         for ds in s.datasets.values():
             ds.batch_size = min(ds.batch_size, 16)
     c.triplets.num_negatives = min(c.triplets.num_negatives, 3)
+    c.lora.optimizer.update(lr=1e-3)
     return c
 
 
@@ -335,11 +365,27 @@ STARTER_PAIRS = (
 STARTER_TRIPLETS = STARTER_PAIRS
 
 
+# Starter pair datasets of symmetric paraphrases: the LoRA stage trains "text-matching" on
+# them (both sides), the retrieval.query / retrieval.passage pair on the others.
+STARTER_PARAPHRASES = ("wordnet_synonyms", "bible_paraphrase")
+
+
 def _starter_datasets(kind: str, names, batch_size: int) -> ConfigDict:
     out = {name: dataset(f"starter:{kind}/{name}", batch_size=batch_size) for name in names}
     if kind == "triplets":
         out["negation"] = dataset("starter:negation", batch_size=batch_size)
     return ConfigDict(out)
+
+
+def _starter_lora(c: ConfigDict, args: set[str], batch_size: int) -> None:
+    """The LoRA stage on the starter pairs; ``lora`` in the config args runs it (before
+    export)."""
+    c.lora.datasets = _starter_datasets("pairs", STARTER_PAIRS, batch_size=batch_size)
+    c.lora.adapters = ConfigDict({name: ("text-matching",) * 2 for name in STARTER_PARAPHRASES})
+    c.lora.grad_cache_chunk = c.pairs.grad_cache_chunk
+    if "lora" in args:
+        stages = [s for s in c.stages if s != "export"]
+        c.stages = (*stages, "lora", *(["export"] if "export" in c.stages else []))
 
 
 def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
@@ -372,13 +418,14 @@ def jina_v2_config(size: str, args: set[str]) -> ConfigDict:
     c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=128)
     # The starter corpus mines one hard negative per query; the paper's data has 15.
     c.triplets.num_negatives = 1
+    _starter_lora(c, args, batch_size=1024)
     if "mlm_only" in args:
         c.stages = ("mlm",)
     if "local" in args:
         c.model.update(dtype="float32", remat=False, scan_layers=False, **LOCAL_JINA_BERT)
         c.max_length = 512
         # Packed GradCache in chunks of 8 rows, as the pod runs it in chunks of 512.
-        c.pairs.grad_cache_chunk = 8
+        c.pairs.grad_cache_chunk = c.lora.grad_cache_chunk = 8
         shrink_for_local(c)
     c.lock()
     return c
@@ -423,9 +470,10 @@ def jina_v1_config(size: str, args: set[str]) -> ConfigDict:
     c.triplets.datasets = _starter_datasets("triplets", STARTER_TRIPLETS, batch_size=256)
     c.triplets.loss = "v1"
     c.triplets.num_negatives = 1
+    _starter_lora(c, args, batch_size=1024)
     if "local" in args:
         c.model.update(dtype="float32", remat=False, scan_layers=False, **LOCAL_T5)
-        c.pairs.grad_cache_chunk = 8  # packed GradCache, as in v2's :local
+        c.pairs.grad_cache_chunk = c.lora.grad_cache_chunk = 8  # packed GradCache, as v2's
         c.model.vocab_size = c.tokenizer_vocab_size = 4000
         shrink_for_local(c)
     c.lock()
@@ -628,6 +676,8 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
                 f"{p}grad_cache_chunk={chunk}: a multiple of the {batch_shards} batch shards "
                 "(each chunk takes rows from every shard)"
             )
+        if stage == "lora":
+            _check_lora(check, config.lora)
     _check_evaluate(check, config)
     if check.problems:
         raise ConfigError("bad config values: " + "; ".join(check.problems))
@@ -691,6 +741,47 @@ def _check_evaluate(check: _Checks, config: ConfigDict) -> None:
                 check.problems.append(
                     f"{prefix}dims={block.dims!r}: each at most the model's width {width}"
                 )
+
+
+def _check_lora(check: _Checks, cfg: ConfigDict) -> None:
+    check.number("lora.rank", low=1, integer=True)
+    check.number("lora.alpha", low=0, low_open=True)
+    tasks = cfg.tasks
+    if not isinstance(tasks, tuple | list) or not tasks:
+        check.problems.append(f"lora.tasks={tasks!r}: a non-empty tuple of adapter names")
+        return
+    bad = [t for t in tasks if not isinstance(t, str) or not t or "/" in t]
+    if bad or len(set(tasks)) != len(tasks):
+        check.problems.append(f"lora.tasks={tuple(tasks)!r}: distinct non-empty names without '/'")
+    targets = cfg.targets
+    if not isinstance(targets, tuple | list) or not targets:
+        check.problems.append(f"lora.targets={targets!r}: a non-empty tuple of module names")
+    else:
+        unknown = [t for t in targets if t not in lora_lib.DEFAULT_TARGETS]
+        if unknown:
+            check.problems.append(
+                f"lora.targets: unknown module {', '.join(map(repr, unknown))}; known: "
+                f"{', '.join(lora_lib.DEFAULT_TARGETS)}"
+            )
+
+    def pair(key: str, value) -> None:
+        if not (isinstance(value, tuple | list) and len(value) == 2):
+            check.problems.append(f"{key}={value!r}: a (query adapter, passage adapter) pair")
+        elif any(v not in tasks for v in value):
+            check.problems.append(f"{key}={tuple(value)!r}: adapters of lora.tasks {tuple(tasks)}")
+
+    pair("lora.default_adapters", cfg.default_adapters)
+    for name, value in cfg.adapters.items():
+        if name not in cfg.datasets:
+            check.problems.append(
+                f"lora.adapters.{name}: no such dataset in lora.datasets "
+                f"({', '.join(cfg.datasets) or 'none'})"
+            )
+        pair(f"lora.adapters.{name}", value)
+    if cfg.eval_adapter and cfg.eval_adapter not in tasks:
+        check.problems.append(
+            f"lora.eval_adapter={cfg.eval_adapter!r}: one of lora.tasks, or '' (the base)"
+        )
 
 
 def _divisible(check: _Checks, key: str, shards: int) -> None:

@@ -28,7 +28,8 @@ class Embedder(Protocol):
 
 class ModelEmbedder:
     """A jina_jax ``Model`` as an embedder: ``encode`` with normalisation on, no progress bar.
-    ``model`` stays reachable for evaluators that need token states (late chunking)."""
+    ``model`` stays reachable for evaluators that need token states (late chunking).
+    ``adapter``: embed through one of the model's task LoRA adapters (None: the base)."""
 
     def __init__(
         self,
@@ -37,8 +38,10 @@ class ModelEmbedder:
         name: str = "model",
         batch_size: int = 32,
         max_length: int | None = None,
+        adapter: str | None = None,
     ):
         self.model = model
+        self.adapter = adapter
         self.name = name
         self.batch_size = batch_size
         self.max_length = max_length
@@ -51,6 +54,7 @@ class ModelEmbedder:
             max_length=max_length or self.max_length,
             normalize=True,
             show_progress=False,
+            adapter=self.adapter,
         )
 
 

@@ -124,11 +124,19 @@ def _plan_batches(
     return plan
 
 
-def _run_batches(model, ids: list[np.ndarray], plan, *, want_states: bool, show_progress):
+def _params(model, adapter: str | None):
+    """The base parameters, or those with the task adapter ``adapter`` merged in."""
+    return model.params if adapter is None else model.params_for(adapter)
+
+
+def _run_batches(
+    model, ids: list[np.ndarray], plan, *, want_states: bool, show_progress, params=None
+):
     """Runs ``embed_fn`` over the planned batches, yielding ``(text indices, pooled [rows, D],
     states [rows, L, H] or None)`` as numpy arrays. Batch ``k + 1`` is dispatched before batch
     ``k`` is read back, so host work overlaps device compute and at most two batches are alive."""
     run = embed_fn(model.config, model.pooling)
+    params = model.params if params is None else params
     pad_id = model.tokenizer.pad_id
     if show_progress is None:
         show_progress = len(plan) > 8
@@ -141,7 +149,7 @@ def _run_batches(model, ids: list[np.ndarray], plan, *, want_states: bool, show_
         for j, r in enumerate(rows_idx):
             batch[j, : len(ids[r])] = ids[r]
             mask[j, : len(ids[r])] = 1
-        pooled, states = run(model.params, batch, mask)  # async: returns before compute ends
+        pooled, states = run(params, batch, mask)  # async: returns before compute ends
         current = (rows_idx, pooled, states if want_states else None)
         if previous is not None:
             yield _fetch(*previous)
@@ -165,9 +173,14 @@ def encode(
     show_progress: bool | None = None,
     return_stats: bool = False,
     max_batch_tokens: int | None = None,
+    adapter: str | None = None,
 ):
     """Embeds ``texts`` with ``model`` (a ``jina_jax.Model``); returns ``np.ndarray [N, D]``
     float32 in input order (and a stats dict with ``return_stats=True``).
+
+    ``adapter``: the name of one of ``model.adapters`` (task LoRA, e.g. ``"retrieval.query"``):
+    the texts go through the weights with that adapter merged in (merged once per model and
+    adapter; the same compiled programs as the base). None: the base model.
 
     Texts longer than ``max_length`` tokens (default: the model's, up to 8192 for JinaBERT) are
     truncated and counted. A batch holds at most ``batch_size`` texts and at most
@@ -187,7 +200,10 @@ def encode(
         lengths, max_length, batch_size, max_batch_tokens or default_max_batch_tokens()
     )
     out = np.zeros((len(texts), model.dim), np.float32)
-    batches = _run_batches(model, ids, plan, want_states=False, show_progress=show_progress)
+    params = _params(model, adapter)
+    batches = _run_batches(
+        model, ids, plan, want_states=False, show_progress=show_progress, params=params
+    )
     for rows_idx, pooled, _ in batches:
         out[rows_idx] = pooled
     if normalize:
@@ -301,6 +317,7 @@ def late_chunking(
     batch_size: int = 32,
     max_batch_tokens: int | None = None,
     show_progress: bool | None = None,
+    adapter: str | None = None,
 ) -> LateChunks | list[LateChunks]:
     """Chunk embeddings by late chunking: one forward pass per document (batched and bucketed
     like ``encode``, through the same ``embed_fn``), then a mean of the final token states over
@@ -314,6 +331,7 @@ def late_chunking(
         are truncated and their chunks cover the kept part only.
       batch_size, max_batch_tokens: as in ``encode`` (a document longer than
         ``max_batch_tokens`` runs alone).
+      adapter: a task LoRA adapter of the model, as in ``encode``.
 
     Returns ``LateChunks`` for a string, a list of them for a list of strings.
     """
@@ -362,7 +380,10 @@ def late_chunking(
         lengths, max_length, batch_size, max_batch_tokens or default_max_batch_tokens()
     )
     results: list[LateChunks | None] = [None] * len(texts)
-    batches = _run_batches(model, ids, plan, want_states=True, show_progress=show_progress)
+    params = _params(model, adapter)
+    batches = _run_batches(
+        model, ids, plan, want_states=True, show_progress=show_progress, params=params
+    )
     for rows_idx, _, states in batches:
         states = states.astype(np.float32, copy=False)  # [rows, L, H]
         for j, n in enumerate(rows_idx):

@@ -40,7 +40,7 @@ from jina_jax import checkpoints, config_lib, storage, tokenization
 from jina_jax.convert import convert
 from jina_jax.data import catalog
 from jina_jax.data.stdlib_text import stdlib_sentences
-from jina_jax.embedders import TfidfEmbedder
+from jina_jax.embedders import ModelEmbedder, TfidfEmbedder
 from jina_jax.encoding import encode
 from jina_jax.errors import CheckpointMismatchError, WorkdirError, cli_errors
 from jina_jax.evaluators import compare, detail_tables, is_due, results_table, run_evals
@@ -157,7 +157,9 @@ def stage_train(run: Run, stage: str, previous: epath.Path | None) -> dict:
     dims = tuple(task.cfg.get("matryoshka_dims", ()))
     if _is_primary():
         checkpoints.write_model_spec(
-            folder, dataclasses.replace(base, config=model_config, matryoshka_dims=dims)
+            folder,
+            dataclasses.replace(base, config=model_config, matryoshka_dims=dims),
+            **task.spec_fields(),
         )
     if previous is not None:
         start, _ = restore_params(previous)
@@ -207,7 +209,9 @@ def _train(run: Run, task, objective, base: Model, model_config, folder, start, 
         reinit=reinit,
         fingerprint=task.fingerprint(),
         grad_cache_chunk=task.grad_cache_chunk,
-        evaluate=PeriodicEvals.of(run, dataclasses.replace(base, config=model_config), folder),
+        evaluate=PeriodicEvals.of(
+            run, dataclasses.replace(base, config=model_config), folder, task
+        ),
         prng_impl=run.config.prng_impl,
     )
     summary = {"steps": result.step, "resumed_from": result.resumed_from, "model_dir": str(folder)}
@@ -219,22 +223,25 @@ class PeriodicEvals:
     """The ``config.evals`` entries with ``every`` > 0 (the rest run only in the 'evaluate'
     stage), on the current weights during training, through the same evaluators as 'evaluate';
     results go to ``<stage>/evals.jsonl``. The training loop asks ``due`` first, so that it can
-    stop at a non-finite step before evaluating it."""
+    stop at a non-finite step before evaluating it. A LoRA stage's evals embed through its
+    ``eval_adapter`` (``config.lora.eval_adapter``; "" = the frozen base)."""
 
-    def __init__(self, run: Run, model: Model, folder: epath.Path, evals: dict):
-        self.run, self.model, self.evals = run, model, evals
+    def __init__(self, run: Run, model: Model, folder: epath.Path, evals: dict, task):
+        self.run, self.model, self.evals, self.task = run, model, evals, task
         self.log_file = storage.JsonLines(folder / "evals.jsonl") if _is_primary() else None
 
     @classmethod
-    def of(cls, run: Run, model: Model, folder: epath.Path) -> PeriodicEvals | None:
+    def of(cls, run: Run, model: Model, folder: epath.Path, task) -> PeriodicEvals | None:
         evals = {n: dict(e) for n, e in run.config.evals.items() if e.get("every")}
-        return cls(run, model, folder, evals) if evals else None
+        return cls(run, model, folder, evals, task) if evals else None
 
     def due(self, step: int, last_step: int) -> bool:
         return any(is_due(e.get("every"), step, last_step) for e in self.evals.values())
 
     def __call__(self, step: int, params, last_step: int) -> dict[str, float]:
-        current = dataclasses.replace(self.model, params=checkpoints.encoder_params(params))
+        current = self.task.model_with(self.model, params)
+        if self.task.eval_adapter is not None:
+            current = ModelEmbedder(current, adapter=self.task.eval_adapter)
         data_dir = str(self.run.config.data.dir)
         results = run_evals(self.evals, current, step=step, last_step=last_step, data_dir=data_dir)
         if self.log_file is not None:
@@ -276,12 +283,19 @@ def stage_encode(run: Run, stage: str, previous: epath.Path | None) -> dict:
 
 
 def stage_export(run: Run, stage: str, previous: epath.Path | None) -> dict:
-    """Exports the latest model as one transformers + sentence-transformers folder (process 0)."""
+    """Exports the latest model as one transformers + sentence-transformers folder (process 0).
+    A model with task adapters (a LoRA stage) is exported as its base plus one PEFT folder per
+    adapter (``adapters/<name>/``); ``python -m jina_jax.export --adapter NAME`` merges one
+    instead."""
     out = run.workdir / stage / "model"
+    summary = {"model_dir": str(out)}
     if _is_primary():
         model = checkpoints.load_model_from_workdir(_require(previous, stage))
-        save_hf(model, out, overwrite=True, auto_map=run.config.export.auto_map)
-    return {"model_dir": str(out)}
+        peft = model.adapters is not None
+        save_hf(model, out, overwrite=True, auto_map=run.config.export.auto_map, peft=peft)
+        if peft:
+            summary["adapters"] = list(model.adapters.tasks)
+    return summary
 
 
 def stage_verify_export(run: Run, stage: str, previous) -> dict:
@@ -310,13 +324,17 @@ def stage_evaluate(run: Run, stage: str, previous: epath.Path | None) -> dict:
     ``model_dims``, our model's ``matryoshka_dims`` (retrieval, sts, negation), where an entry
     does not set its own; the table then gains one section per entry and model
     (``precision_table``), and results.json holds every metric (``ndcg_at_10/dim_256/int8``,
-    ``index_bytes/binary``, ...)."""
+    ``index_bytes/binary``, ...). A model with task adapters is scored through ``config.lora.eval_adapter``."""
     config = run.config
     out = run.workdir / stage
     entries = {name: dict(entry) for name, entry in config.evals.items()}
     if not entries:
         raise ValueError("stage 'evaluate' needs config.evals entries")
-    embedders = {"ours": load_embedder(_require(previous, stage))}
+    model_dir = _require(previous, stage)
+    model = load_model(model_dir)
+    # A LoRA stage's model: scored through config.lora.eval_adapter ("" = its frozen base).
+    adapter = (config.lora.eval_adapter or None) if model.adapters is not None else None
+    embedders = {"ours": ModelEmbedder(model, name=str(model_dir), adapter=adapter)}
     for name in config.evaluate.baselines:
         embedders[name] = TfidfEmbedder() if name == "tfidf" else load_embedder(name)
     dims = set(config.evaluate.dims)

@@ -10,6 +10,7 @@ from typing import Any
 import flax.linen as nn
 
 from jina_jax.models import EncoderConfig, build_encoder
+from jina_jax.models.lora import Adapters
 
 
 @dataclasses.dataclass
@@ -25,6 +26,13 @@ class Model:
     # ``truncate_dim``.
     matryoshka_dims: tuple[int, ...] = ()
 
+    # task LoRA adapters (a LoRA stage's folder, or an export's adapters/ folders); None: none
+    adapters: Adapters | None = None
+    # merged parameters per adapter name, made on first use (not copied by dataclasses.replace)
+    _merged: dict[str, Any] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
     def __post_init__(self):
         dims = self.matryoshka_dims
         self.matryoshka_dims = check_matryoshka_dims(dims, self.dim if dims else None)
@@ -36,6 +44,18 @@ class Model:
     @property
     def dim(self) -> int:
         return self.config.hidden_size
+
+    def params_for(self, adapter: str | None = None) -> Any:
+        """The base parameters (``adapter=None``), or those with the named task adapter merged
+        in (``W + alpha/r A @ B``, computed once per adapter and kept): same shapes as the
+        base, so ``encode`` compiles once for all of them."""
+        if adapter is None:
+            return self.params
+        if self.adapters is None:
+            raise ValueError(f"adapter {adapter!r} asked for, but this model has no adapters")
+        if adapter not in self._merged:
+            self._merged[adapter] = self.adapters.merged(self.params, adapter)
+        return self._merged[adapter]
 
 
 def check_matryoshka_dims(dims: Any, dim: int | None = None) -> tuple[int, ...]:

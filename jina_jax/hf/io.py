@@ -5,10 +5,18 @@
 ``load_hf`` reads a transformers or sentence-transformers folder into a ``jina_jax.Model``;
 ``save_hf`` writes one folder that is both: transformers loads it (JinaBERT through the modeling
 file shipped inside it) and ``SentenceTransformer(dir)`` loads it.
+
+Task LoRA adapters (``Model.adapters``) export two ways: merged into the weights
+(``save_hf(model, out, adapter=NAME)``: an ordinary folder), or beside the base model in PEFT's
+layout (``peft=True``): ``adapters/<name>/adapter_config.json`` and ``adapter_model.safetensors``
+with ``base_model.model.<HF module>.lora_A.weight [r, in]`` / ``.lora_B.weight [out, r]``, the HF
+module names from the architecture's rule table. ``load_hf`` reads those folders back as the
+model's adapters.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -33,6 +41,8 @@ from jina_jax.models import (
     build_encoder,
     build_mlm,
 )
+from jina_jax.models import lora as lora_lib
+from jina_jax.models.architecture import Rule
 from jina_jax.tokenization import load_tokenizer
 
 PathLike = str | os.PathLike
@@ -62,20 +72,27 @@ def read_safetensors(folder: PathLike) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{folder}: no model.safetensors{hint}")
     tensors: dict[str, np.ndarray] = {}
     for name in files:
-        path = folder / name
-        _check_safetensors_header(path)
-        try:
-            # The flax framework reads bf16 too; the values are then held as float32 numpy.
-            with safe_open(str(path), framework="flax") as f:
-                for key in f.keys():
-                    value = np.asarray(f.get_tensor(key))
-                    if np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16":
-                        value = value.astype(np.float32)
-                    tensors[key] = value
-        except CheckpointError:
-            raise
-        except Exception as e:  # safetensors' own error names no file
-            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
+        tensors.update(read_safetensors_file(folder / name))
+    return tensors
+
+
+def read_safetensors_file(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """The tensors of one safetensors file (float tensors as float32); a damaged file is an
+    error naming it."""
+    _check_safetensors_header(path)
+    tensors: dict[str, np.ndarray] = {}
+    try:
+        # The flax framework reads bf16 too; the values are then held as float32 numpy.
+        with safe_open(str(path), framework="flax") as f:
+            for key in f.keys():
+                value = np.asarray(f.get_tensor(key))
+                if np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16":
+                    value = value.astype(np.float32)
+                tensors[key] = value
+    except CheckpointError:
+        raise
+    except Exception as e:  # safetensors' own error names no file
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
     return tensors
 
 
@@ -346,6 +363,7 @@ def load_hf(path: PathLike, **config_overrides) -> Model:
         normalize=info["normalize"],
         max_length=int(max_length),
         matryoshka_dims=dims,
+        adapters=read_peft_adapters(folder, config),
     )
 
 
@@ -432,8 +450,20 @@ Truncated embeddings are not unit length: compare them by cosine similarity (the
 """
 
 
-def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = False):
+def save_hf(
+    model,
+    out: PathLike,
+    *,
+    auto_map: str = "local",
+    overwrite: bool = False,
+    adapter: str | None = None,
+    peft: bool = False,
+):
     """Writes ``model`` as one transformers + sentence-transformers folder; returns its path.
+
+    Task adapters: ``adapter=NAME`` alone writes the weights with that adapter merged in;
+    ``peft=True`` writes the base weights plus ``adapters/<name>/`` in PEFT's layout for every
+    adapter of the model (only ``adapter`` when given). Neither: the base weights.
 
     A local folder is assembled next to ``out`` and renamed into place, so an interrupted export
     never leaves a half-written folder, and an existing export is replaced only when complete.
@@ -444,6 +474,28 @@ def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = 
     ``auto_map="local"`` points transformers at the modeling file shipped in the folder (works
     offline, transformers 4 and 5); ``"official"`` at jinaai/jina-bert-implementation.
     """
+    if adapter is not None or peft:
+        if model.adapters is None:
+            raise ValueError("the model has no task adapters to export (a LoRA stage has)")
+        names = model.adapters.tasks if adapter is None else (adapter,)
+        for name in names:
+            if name not in model.adapters.params:
+                raise ValueError(
+                    f"no adapter {name!r}; this model has {', '.join(model.adapters.tasks)}"
+                )
+        if not peft:  # merged: an ordinary folder of the adapted weights
+            model = dataclasses.replace(model, params=model.params_for(adapter), adapters=None)
+        else:
+            model = dataclasses.replace(
+                model,
+                adapters=lora_lib.Adapters(
+                    {n: model.adapters.params[n] for n in names},
+                    model.adapters.rank,
+                    model.adapters.alpha,
+                ),
+            )
+    elif model.adapters is not None:
+        model = dataclasses.replace(model, adapters=None)  # the base alone
     if storage.is_remote(out):
         return _save_hf_remote(model, storage.as_path(out), auto_map=auto_map, overwrite=overwrite)
     out = pathlib.Path(out).absolute()
@@ -460,7 +512,7 @@ def save_hf(model, out: PathLike, *, auto_map: str = "local", overwrite: bool = 
     _remove_stale_staging(out)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write_hf_folder(model, staging, auto_map)
+        _write_hf_folder(model, staging, auto_map, base_path=str(out))
         if out.exists():
             backup = out.with_name(f".{out.name}.old")
             if backup.exists():
@@ -499,12 +551,13 @@ def _save_hf_remote(model, out, *, auto_map: str, overwrite: bool):
         (out / "config.json").unlink(missing_ok=True)  # no longer a model from here on
         out.rmtree()
     with storage.writing_dir(out, last=["config.json"]) as staging:
-        _write_hf_folder(model, staging, auto_map)
+        _write_hf_folder(model, staging, auto_map, base_path=str(out))
     return out
 
 
-def _write_hf_folder(model, staging: pathlib.Path, auto_map: str) -> None:
-    """The export's files, in an empty local folder."""
+def _write_hf_folder(model, staging: pathlib.Path, auto_map: str, base_path: str) -> None:
+    """The export's files, in an empty local folder (``base_path``: where it will be, named by
+    the PEFT adapter configs)."""
     config = model.config
     arch = architecture_of(config)
     hf_config = hf_config_for(config)
@@ -524,6 +577,148 @@ def _write_hf_folder(model, staging: pathlib.Path, auto_map: str) -> None:
     save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
     model.tokenizer.save(staging)
     _write_sentence_transformers(staging, model)
+    if model.adapters is not None:
+        for name in model.adapters.tasks:
+            write_peft_adapter(staging / ADAPTERS_DIR / name, model, name, base_path)
+
+
+# --------------------------------------------------------------------------- PEFT adapters
+
+ADAPTERS_DIR = "adapters"
+PEFT_PREFIX = "base_model.model."
+
+
+def _kernel_rules(config: EncoderConfig) -> dict[tuple[str, ...], list[Rule]]:
+    """Flax kernel path -> its rules (one per layer for a scanned stack)."""
+    out: dict[tuple[str, ...], list[Rule]] = {}
+    for rule in architecture_of(config).hf_rules(config):
+        if rule.flax_path[-1] == "kernel":
+            out.setdefault(rule.flax_path, []).append(rule)
+    return out
+
+
+def _check_linear_layout(rule: Rule, shape: tuple[int, ...], path: str, config) -> None:
+    """A LoRA factor maps to torch as a transpose of the flattened ``[in, out]`` kernel: true
+    when the rule's ``to_torch`` of a kernel is exactly that (LINEAR and the head reshapes are).
+    Checked on an index array, so a rule that permutes differently is refused, not exported
+    wrong."""
+    leading, inputs, _ = lora_lib.kernel_layout(path.split("/"), shape)
+    one = shape[leading:]
+    fan_in = int(np.prod(one[:inputs]))
+    probe = np.arange(int(np.prod(one)), dtype=np.float64).reshape(one)
+    if not np.array_equal(rule.transform.to_torch(probe, config), probe.reshape(fan_in, -1).T):
+        raise ValueError(
+            f"{rule.hf_name}: its HF layout is not the transposed [in, out] kernel; LoRA "
+            "factors cannot be written for it"
+        )
+
+
+def peft_tensors(model, name: str) -> dict[str, np.ndarray]:
+    """One adapter as PEFT's tensors: ``base_model.model.<HF module>.lora_A.weight [r, in]``
+    and ``.lora_B.weight [out, r]`` (unscaled; PEFT applies ``lora_alpha / r``)."""
+    config = model.config
+    rules = _kernel_rules(config)
+    shapes = _flax_shapes(config, mlm=False)
+    out = {}
+    for path, factors in model.adapters.params[name].items():
+        kernel = tuple(path.split("/")) + ("kernel",)
+        if kernel not in rules:
+            raise ValueError(f"adapter {name!r}: no HF tensor for the kernel of {path}")
+        a, b = np.asarray(factors["a"], np.float32), np.asarray(factors["b"], np.float32)
+        shape = shapes[kernel]
+        _check_linear_layout(rules[kernel][0], shape, path, config)
+        for rule in rules[kernel]:
+            la, lb = (a, b) if rule.layer is None else (a[rule.layer], b[rule.layer])
+            module = PEFT_PREFIX + rule.hf_name.removesuffix(".weight")
+            out[f"{module}.lora_A.weight"] = np.ascontiguousarray(la.T)
+            out[f"{module}.lora_B.weight"] = np.ascontiguousarray(lb.T)
+    return out
+
+
+def write_peft_adapter(folder: pathlib.Path, model, name: str, base_path: str) -> None:
+    """``adapter_config.json`` + ``adapter_model.safetensors`` of adapter ``name``, as PEFT
+    writes them (``PeftModel.from_pretrained(base, folder)`` reads them)."""
+    tensors = peft_tensors(model, name)
+    modules = sorted({k.removeprefix(PEFT_PREFIX).rsplit(".lora_", 1)[0] for k in tensors})
+    adapter_config = {
+        "peft_type": "LORA",
+        "task_type": "FEATURE_EXTRACTION",
+        "base_model_name_or_path": base_path,
+        "r": int(model.adapters.rank),
+        "lora_alpha": float(model.adapters.alpha),
+        "lora_dropout": 0.0,
+        "target_modules": modules,  # full module names: exactly the adapted Linear layers
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "init_lora_weights": True,
+        "modules_to_save": None,
+        "use_rslora": False,
+        "use_dora": False,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "revision": None,
+    }
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+
+
+def read_peft_adapters(folder: PathLike, config: EncoderConfig) -> lora_lib.Adapters | None:
+    """The ``adapters/<name>/`` PEFT folders of an export as ``Adapters`` (None without any).
+    Every adapter must have the same ``r`` and ``lora_alpha``; a tensor for a module the model
+    does not have, or of the wrong shape, is an error naming it."""
+    root = pathlib.Path(folder) / ADAPTERS_DIR
+    if not root.is_dir():
+        return None
+    by_module = {
+        rule.hf_name.removesuffix(".weight"): rule
+        for rules in _kernel_rules(config).values()
+        for rule in rules
+    }
+    shapes = _flax_shapes(config, mlm=False)
+    params, settings = {}, set()
+    for sub in sorted(p for p in root.iterdir() if (p / "adapter_config.json").exists()):
+        adapter_config = _read_json(sub / "adapter_config.json")
+        settings.add((adapter_config.get("r"), adapter_config.get("lora_alpha")))
+        rank = int(adapter_config.get("r", 0))
+        tensors = read_safetensors_file(sub / "adapter_model.safetensors")
+        factors: dict[str, dict[str, dict[int | None, np.ndarray]]] = {}
+        for key, value in tensors.items():
+            module, _, kind = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
+            rule = by_module.get(module)
+            if rule is None or kind not in ("A.weight", "B.weight"):
+                raise CheckpointMismatchError(f"{sub}: tensor {key} fits no module of the model")
+            path = "/".join(rule.flax_path[:-1])
+            factor = "a" if kind == "A.weight" else "b"
+            factors.setdefault(path, {}).setdefault(factor, {})[rule.layer] = value.T
+        params[sub.name] = {}
+        for path, pair in factors.items():
+            want_a, want_b = lora_lib.factor_shapes(
+                path, shapes[(*path.split("/"), "kernel")], rank
+            )
+            for factor, want in (("a", want_a), ("b", want_b)):
+                slices = pair.get(factor, {})
+                if None in slices:
+                    value = slices[None]
+                else:  # a scanned stack: one slice per layer
+                    value = np.stack([slices[i] for i in sorted(slices)]) if slices else None
+                got = None if value is None else value.shape
+                if got != want:
+                    raise CheckpointMismatchError(
+                        f"{sub}: lora_{factor.upper()} of {path} (layers stacked, transposed) "
+                        f"has shape {got}, the model needs {want}"
+                    )
+                params[sub.name].setdefault(path, {})[factor] = np.ascontiguousarray(value)
+    if not params:
+        return None
+    if len(settings) > 1:
+        raise CheckpointError(
+            f"{root}: adapters with different r / lora_alpha {sorted(settings)}; jina_jax "
+            "holds one rank and alpha for all"
+        )
+    ((rank, alpha),) = settings
+    return lora_lib.Adapters(params, int(rank), float(alpha))
 
 
 def _transformers_version() -> str:

@@ -40,7 +40,8 @@ def partitioned(init: Initializer, axes: Sequence[str | None]) -> Initializer:
 
 
 class Dense(nn.Module):
-    """``y = x @ kernel (+ bias)`` over the last ``len(in_axes)`` input axes, with named axes."""
+    """``y = x @ kernel (+ bias)`` over the last ``len(in_axes)`` input axes, with named axes;
+    plus a low-rank branch when the module is applied with a ``lora`` collection."""
 
     features: int | tuple[int, ...]
     in_axes: tuple[str | None, ...]
@@ -67,6 +68,14 @@ class Dense(nn.Module):
             ((contract, tuple(range(len(self.in_axes)))), ((), ())),
             preferred_element_type=jnp.float32,
         )
+        if self.has_variable("lora", "a"):
+            # A LoRA branch (jina_jax.models.lora.as_collection): + (x A)(B), with B already
+            # scaled by alpha / rank, over the flattened input and output axes.
+            a = self.get_variable("lora", "a").astype(self.dtype)
+            b = self.get_variable("lora", "b").astype(self.dtype)
+            flat = x.reshape(*x.shape[: x.ndim - len(self.in_axes)], -1).astype(self.dtype)
+            low = jnp.dot(flat, a, preferred_element_type=jnp.float32).astype(self.dtype)
+            y = y + jnp.dot(low, b, preferred_element_type=jnp.float32).reshape(y.shape)
         if self.use_bias:
             bias = self.param(
                 "bias",
@@ -212,7 +221,7 @@ def stack_layers(layer_cls: type[nn.Module], config, broadcast_args: int) -> typ
         return layer_cls
     return nn.scan(
         layer_cls,
-        variable_axes={"params": 0},
+        variable_axes={"params": 0, "lora": 0},  # a LoRA branch is stacked like its kernel
         split_rngs={"params": True, "dropout": True},
         in_axes=(nn.broadcast,) * broadcast_args,
         length=config.num_layers,

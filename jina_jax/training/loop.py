@@ -146,8 +146,10 @@ def _device_batch(batch: dict, mesh, rules) -> tuple[dict, str]:
     dataset = str(batch.get("dataset", ""))
     arrays = {k: v for k, v in batch.items() if isinstance(v, np.ndarray) and v.ndim >= 1}
     out = shd.global_batch(arrays, mesh, rules)
-    if "in_batch_negatives" in batch:
-        out["in_batch_negatives"] = jnp.asarray(bool(batch["in_batch_negatives"]))
+    for key, value in batch.items():  # per-batch scalars (in_batch_negatives, LoRA adapters)
+        scalar = isinstance(value, np.ndarray) and value.ndim == 0
+        if scalar or isinstance(value, bool | np.bool_ | np.integer | np.floating):
+            out[key] = jnp.asarray(value)
     return out, dataset
 
 
@@ -189,7 +191,7 @@ def train_stage(
     """
     workdir = storage.as_path(workdir)
     total_steps = int(stage_cfg.steps)
-    tx, schedule = make_optimizer(stage_cfg.optimizer, total_steps)
+    tx, schedule = make_optimizer(stage_cfg.optimizer, total_steps, objective.optimizer_groups())
     # Dropout keys. threefry2x32 gives the same masks under any sharding; "rbg" is several times
     # faster on one CPU device (see config_lib's prng_impl).
     key = jax.random.key(seed, impl=prng_impl)

@@ -4,9 +4,13 @@ schema (``jina_jax.data.pipeline``: ``ids, segments, positions [R, L]`` plus per
 ``ContrastiveObjective`` (pairs and hard negatives, jina-embeddings v1/v2) embeds every text of
 the batch in one encoder pass over its rows (packed or one text per row) and pools each text
 by its segment id. ``DistillObjective`` (jina-embeddings-v5-text, stage 1) learns a teacher's
-embeddings of the same texts through a learnt projection. ``MLMObjective`` is the backbone's
-masked-LM pretraining (v2, stage 0). The contrastive and distillation losses can be summed over
-nested prefixes of the embedding (Matryoshka, ``matryoshka_dims``).
+embeddings of the same texts through a learnt projection. ``LoraObjective`` (jina-embeddings-v3
+/ v5-text) trains task LoRA adapters with the same losses on a frozen encoder. ``MLMObjective``
+is the backbone's masked-LM pretraining (v2, stage 0). The contrastive and distillation losses
+can be summed over nested prefixes of the embedding (Matryoshka, ``matryoshka_dims``).
+
+Each objective's ``optimizer_groups()`` tells ``training.optim.make_optimizer`` which parameters
+train (None: all of them).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import numpy as np
 from jina_jax import losses
 from jina_jax.data.masking import IGNORE_INDEX
 from jina_jax.models import EncoderConfig, build_encoder, build_mlm, forward_flops
+from jina_jax.models import lora as lora_lib
 from jina_jax.models.pooling import segment_pool
+from jina_jax.training.optim import FROZEN
 
 CONTRASTIVE_LOSSES = ("infonce", "v1")
 
@@ -65,12 +71,15 @@ class ContrastiveObjective:
         ids = jnp.zeros((1, length), jnp.int32)
         return self.module.init(rng, ids, jnp.ones_like(ids))["params"]
 
-    def embed_rows(self, params, ids, segments, positions, num_texts: int, rng, train: bool):
-        """Rows ``ids/segments/positions [R, L]`` -> float32 ``[num_texts, D]`` in text order;
-        texts with no token in these rows (another GradCache chunk's) get zeros."""
+    def optimizer_groups(self):
+        return None  # every parameter trains
+
+    def encode_rows(self, variables, ids, segments, positions, num_texts: int, rng, train: bool):
+        """The encoder applied to ``variables`` (``{"params": ...}``, maybe a ``lora``
+        collection too), pooled per text."""
         rngs = {"dropout": rng} if train else {}
         out = self.module.apply(
-            {"params": params},
+            variables,
             ids,
             deterministic=not train,
             rngs=rngs,
@@ -79,11 +88,20 @@ class ContrastiveObjective:
         )
         return segment_pool(out["last_hidden_state"], segments, positions, num_texts, self.pooling)
 
+    def embed_rows(
+        self, params, ids, segments, positions, num_texts: int, rng, train: bool, batch=None
+    ):
+        """Rows ``ids/segments/positions [R, L]`` -> float32 ``[num_texts, D]`` in text order;
+        texts with no token in these rows (another GradCache chunk's) get zeros. ``batch``: the
+        whole batch the rows come from (its per-batch fields; unused here)."""
+        del batch
+        return self.encode_rows({"params": params}, ids, segments, positions, num_texts, rng, train)
+
     def embed(self, params, batch, rng, train: bool) -> jax.Array:
         """Every text of the batch, ``[N, D]``: queries, positives, then hard negatives."""
         _, _, n = batch_layout(batch)
         return self.embed_rows(
-            params, batch["ids"], batch["segments"], batch["positions"], n, rng, train
+            params, batch["ids"], batch["segments"], batch["positions"], n, rng, train, batch
         )
 
     def loss_from_embeddings(self, texts, batch):
@@ -193,6 +211,9 @@ class DistillObjective:
             )(key, shape)
         return {"encoder": encoder, "projection": heads}
 
+    def optimizer_groups(self):
+        return None  # the student and its projection heads all train
+
     def __call__(self, params, batch, rng, train: bool = True):
         texts = self.encoder.embed(params["encoder"], batch, rng, train)  # [2B, D]
         teacher = batch["teacher"]  # [B, 2, D_t]: query, positive of each record
@@ -231,6 +252,80 @@ class DistillObjective:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoraObjective(ContrastiveObjective):
+    """Task LoRA adapters on a frozen encoder (jina-embeddings-v3, v5-text), trained with the
+    contrastive losses above.
+
+    Parameters: ``{"base": encoder params, "lora": {task: {module path: {"a", "b"}}}}``
+    (``jina_jax.models.lora``). The base is frozen twice: ``stop_gradient`` here (no gradient
+    is computed for it) and the optimiser (``optimizer_groups``: no update, no Adam state).
+    Each batch names its adapters, ``query_adapter`` and ``passage_adapter`` (int32 scalars,
+    indices into ``tasks``; ``jina_jax.training.tasks.AdapterBatches`` adds them per dataset):
+    a traced index, so one program serves every dataset and adapter.
+    """
+
+    rank: int = 4
+    alpha: float = 4.0
+    tasks: tuple[str, ...] = lora_lib.V3_TASKS
+    targets: tuple[str, ...] = lora_lib.DEFAULT_TARGETS
+    # Some dataset uses different adapters for its queries and its documents. Queries and
+    # documents share packed rows, so the encoder then runs over all rows once per side (query
+    # adapter, passage adapter): 2x the compute of a pairs step. False: one pass.
+    two_sided: bool = True
+
+    def init(self, rng: jax.Array, length: int = 8):
+        base = super().init(jax.random.fold_in(rng, 0), length)
+        lora = lora_lib.init_lora(
+            base,
+            rank=self.rank,
+            tasks=self.tasks,
+            targets=self.targets,
+            rng=jax.random.fold_in(rng, 1),
+        )
+        return {"base": base, "lora": lora}
+
+    def optimizer_groups(self):
+        """Each task adapter is its own group (its Adam state advances only on steps that
+        train it); the base is frozen."""
+
+        def labels(params):
+            return {
+                "base": jax.tree.map(lambda _: FROZEN, params["base"]),
+                "lora": {t: jax.tree.map(lambda _, t=t: t, v) for t, v in params["lora"].items()},
+            }
+
+        return self.tasks, labels
+
+    def embed_rows(
+        self, params, ids, segments, positions, num_texts: int, rng, train: bool, batch=None
+    ):
+        """As ``ContrastiveObjective.embed_rows``, with the batch's query adapter for the
+        queries (texts ``[0, B)``) and its passage adapter for the documents."""
+        base = jax.lax.stop_gradient(params["base"])
+
+        def run(index):
+            adapter = lora_lib.select(params["lora"], self.tasks, index)
+            variables = {
+                "params": base,
+                lora_lib.COLLECTION: lora_lib.as_collection(adapter, self.alpha, self.rank),
+            }
+            return self.encode_rows(variables, ids, segments, positions, num_texts, rng, train)
+
+        queries = run(batch["query_adapter"])
+        if not self.two_sided:
+            return queries
+        documents = run(batch["passage_adapter"])
+        b, _, _ = batch_layout(batch)
+        return jnp.where((jnp.arange(num_texts) < b)[:, None], queries, documents)
+
+    def flops(self, batch) -> float:
+        """Per encoder pass: forward + the activations' backward = 2 x forward (the frozen
+        kernels get no weight gradient; the low-rank branch is left out)."""
+        passes = 2 if self.two_sided else 1
+        return passes * 2 * forward_flops(self.model, *batch["ids"].shape)
+
+
+@dataclasses.dataclass(frozen=True)
 class MLMObjective:
     """Masked-language-model pretraining of the backbone (inputs masked in the data pipeline)."""
 
@@ -244,6 +339,9 @@ class MLMObjective:
     def init(self, rng: jax.Array, length: int = 8):
         ids = jnp.zeros((1, length), jnp.int32)
         return self.module.init(rng, ids, jnp.ones_like(ids))["params"]
+
+    def optimizer_groups(self):
+        return None  # every parameter trains
 
     def _slots(self, length: int) -> int:
         return min(length, int(np.ceil(length * self.max_mask_fraction)))

@@ -122,7 +122,8 @@ def grad_cache_gradients(
 
     def embed(p, i, ids, segments, positions):
         key = jax.random.fold_in(rng, i)
-        return spread(objective.embed_rows(p, ids, segments, positions, num_texts, key, True))
+        texts = objective.embed_rows(p, ids, segments, positions, num_texts, key, True, batch)
+        return spread(texts)
 
     def forward(total, xs):
         return total + jax.lax.stop_gradient(embed(params, *xs)), None

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import jax
+import numpy as np
 from ml_collections import ConfigDict
 
 from jina_jax import config_lib, storage
@@ -21,8 +22,15 @@ from jina_jax import sharding as shd
 from jina_jax.data import catalog
 from jina_jax.data.pipeline import MLMBatches, PairBatches
 from jina_jax.data.sampler import DatasetSpec
+from jina_jax.model import Model
 from jina_jax.models import EncoderConfig
-from jina_jax.training.objectives import ContrastiveObjective, DistillObjective, MLMObjective
+from jina_jax.models.lora import Adapters
+from jina_jax.training.objectives import (
+    ContrastiveObjective,
+    DistillObjective,
+    LoraObjective,
+    MLMObjective,
+)
 from jina_jax.training.teacher import TeacherTargets
 
 
@@ -62,6 +70,19 @@ class StageTask:
 
     def fingerprint(self) -> dict:
         return config_lib.stage_fingerprint(self.config, self.name)
+
+    def spec_fields(self) -> dict:
+        """Extra model.json fields of the stage's folder (``checkpoints.write_model_spec``)."""
+        return {}
+
+    def model_with(self, model: Model, params) -> Model:
+        """``model`` with this stage's parameters (periodic evals during training)."""
+        return dataclasses.replace(model, params=params)
+
+    @property
+    def eval_adapter(self) -> str | None:
+        """The adapter periodic evals embed through (None: the model as it is)."""
+        return None
 
     @property
     def grad_cache_chunk(self) -> int:
@@ -167,6 +188,8 @@ class ContrastiveTask(StageTask):
     def starting_params(self, params):
         if "cls" in params:  # an MLM backbone: its encoder, whose pooler it never had
             return params["bert"], ("pooler/.*",)
+        if "lora" in params:  # a LoRA stage's: its (unchanged) base, the adapters left out
+            return params["base"], ()
         return params, ()
 
 
@@ -215,10 +238,86 @@ class DistillTask(ContrastiveTask):
             self.teacher.flush()
             print(f"[{self.name}] teacher vectors computed this run: {self.teacher.computed}")
 
+    def model_with(self, model: Model, params) -> Model:
+        """The student alone (the projection heads serve the loss only)."""
+        return dataclasses.replace(model, params=params["encoder"])
+
+
+class AdapterBatches:
+    """A LoRA stage's batches: ``PairBatches`` plus, per batch, the indices (into the stage's
+    ``tasks``) of the adapters for its queries and its documents, from its dataset."""
+
+    def __init__(self, batches, adapters: dict[str, tuple[int, int]]):
+        self.batches, self.adapters = batches, adapters
+
+    def batch_at(self, step: int) -> dict:
+        batch = self.batches.batch_at(step)
+        query, passage = self.adapters[batch["dataset"]]
+        return {**batch, "query_adapter": np.int32(query), "passage_adapter": np.int32(passage)}
+
+
+class LoraTask(ContrastiveTask):
+    """Task LoRA adapters on the frozen previous model (jina-embeddings-v3, v5-text): the
+    pairs / hard-negatives losses, each dataset's queries through one adapter and its documents
+    through another (``config.lora.adapters``, else ``default_adapters``)."""
+
+    def dataset_adapters(self) -> dict[str, tuple[str, str]]:
+        cfg = self.cfg
+        return {
+            name: tuple(cfg.adapters[name] if name in cfg.adapters else cfg.default_adapters)
+            for name in cfg.datasets
+        }
+
+    def objective(self, model_config: EncoderConfig) -> LoraObjective:
+        cfg = self.cfg
+        return LoraObjective(
+            model_config,
+            pooling=self.config.pooling,
+            loss=cfg.loss,
+            temperature=cfg.temperature,
+            margin=cfg.margin,
+            triplet_weight=cfg.triplet_weight,
+            rank=int(cfg.rank),
+            alpha=float(cfg.alpha),
+            tasks=tuple(cfg.tasks),
+            targets=tuple(cfg.targets),
+            two_sided=any(q != p for q, p in self.dataset_adapters().values()),
+        )
+
+    def batches(self, tokenizer, mesh, rules) -> AdapterBatches:
+        index = {task: i for i, task in enumerate(self.cfg.tasks)}
+        adapters = {name: (index[q], index[p]) for name, (q, p) in self.dataset_adapters().items()}
+        return AdapterBatches(super().batches(tokenizer, mesh, rules), adapters)
+
+    def starting_params(self, params):
+        """The previous model becomes the frozen base; the adapters start fresh (B = 0)."""
+        base, fresh = super().starting_params(params)
+        return {"base": base}, (*(f"base/{pattern}" for pattern in fresh), "lora/.*")
+
+    def spec_fields(self) -> dict:
+        cfg = self.cfg
+        return {
+            "lora": {
+                "rank": int(cfg.rank),
+                "alpha": float(cfg.alpha),
+                "tasks": list(cfg.tasks),
+                "targets": list(cfg.targets),
+            }
+        }
+
+    def model_with(self, model: Model, params) -> Model:
+        adapters = Adapters(params["lora"], int(self.cfg.rank), float(self.cfg.alpha))
+        return dataclasses.replace(model, params=params["base"], adapters=adapters)
+
+    @property
+    def eval_adapter(self) -> str | None:
+        return self.cfg.eval_adapter or None
+
 
 TASKS: dict[str, type[StageTask]] = {
     "mlm": MLMTask,
     "distill": DistillTask,
     "pairs": ContrastiveTask,
     "triplets": ContrastiveTask,
+    "lora": LoraTask,
 }
