@@ -688,7 +688,7 @@ def _check_matryoshka(check: _Checks, config: ConfigDict, stage: str) -> None:
     key = f"{stage}.matryoshka_dims"
     if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
         check.problems.append(f"{key}={dims!r}: positive integers")
-    width = config.model.hidden_size or config.model.d_model
+    width = config.model.get("hidden_size") or config.model.get("d_model")
     if width and any(isinstance(d, int) and d > width for d in dims):
         check.problems.append(f"{key}={dims!r}: each at most the model's width {width}")
     if weights and len(weights) != len(dims):
