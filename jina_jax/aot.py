@@ -36,7 +36,7 @@ from absl import app, flags
 from jax.experimental import topologies
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-from ml_collections import ConfigDict, config_flags
+from ml_collections import ConfigDict
 
 from jina_jax import config_lib
 from jina_jax import sharding as shd
@@ -49,7 +49,7 @@ from jina_jax.training.step import TrainState
 from jina_jax.training.tasks import TASKS
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Path to a config file (path.py[:arg]).")
+config_lib.define_config_flag()
 flags.DEFINE_string("topology", None, "TPU topology: v4-8, v4-32, v5e-16, v5e-256, v5p-8, ...")
 flags.DEFINE_list("stages", None, "Training stages to compile (default: every one the config has).")
 

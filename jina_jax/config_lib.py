@@ -16,7 +16,8 @@ import dataclasses
 import json
 import re
 
-from ml_collections import ConfigDict, config_dict
+from absl import flags
+from ml_collections import ConfigDict, config_dict, config_flags
 
 from jina_jax.errors import ConfigError
 from jina_jax.models import ARCHITECTURES
@@ -60,6 +61,13 @@ LOCAL_JINA_BERT = dict(
 LOCAL_T5 = dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4)
 
 STAGE_KINDS = ("mlm", "distill", "pairs", "triplets", "lora")  # training stages; each has a block
+
+
+def define_config_flag() -> None:
+    """``--config=path.py[:arg]`` for the command-line tools (``jina_jax.main``, ``jina_jax.aot``),
+    defined once however many of them a process imports."""
+    if "config" not in flags.FLAGS:
+        config_flags.DEFINE_config_file("config", None, "Path to a config file (path.py[:arg]).")
 
 
 def parse_args(arg: str | None) -> set[str]:

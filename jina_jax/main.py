@@ -34,7 +34,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from etils import epath
 from jax.experimental import multihost_utils
-from ml_collections import ConfigDict, config_flags
+from ml_collections import ConfigDict
 
 from jina_jax import checkpoints, config_lib, storage, tokenization
 from jina_jax.convert import convert
@@ -56,7 +56,7 @@ from jina_jax.training.loop import train_stage
 from jina_jax.training.tasks import TASKS
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Path to a config file (path.py[:arg]).")
+config_lib.define_config_flag()
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and exports go.")
 
 log = logging.getLogger("jina_jax")

@@ -246,7 +246,10 @@ def test_two_process_run_on_gcs_resumes_bitwise_and_keeps_everything_in_the_buck
     # Everything the run wrote is in the bucket, and only that; nothing local.
     names = _objects(gcs, "killed/")
     stage = [n.removeprefix("killed/pairs/") for n in names if n.startswith("killed/pairs/")]
-    assert set(names) - {f"killed/pairs/{n}" for n in stage} == {"killed/config.json"}
+    assert set(names) - {f"killed/pairs/{n}" for n in stage} == {
+        "killed/config.json",
+        "killed/jina_jax_workdir.json",  # the workdir marker (jina_jax.storage.MARKER_FILE)
+    }
     assert {n.split("/")[0] for n in stage} == {
         "DONE",
         "model.json",
