@@ -30,10 +30,14 @@ def load_model(path: str | os.PathLike, **config_overrides) -> Model:
     )
 
 
-def load_embedder(path: str | os.PathLike, **embedder_options) -> ModelEmbedder:
+def load_embedder(
+    path: str | os.PathLike, *, dtype: str | None = None, **embedder_options
+) -> ModelEmbedder:
     """``load_model(path)`` wrapped as an embedder (``jina_jax.embedders``), e.g. the consistency
-    filter's auxiliary model or an evaluation baseline."""
-    return ModelEmbedder(load_model(path), name=str(path), **embedder_options)
+    filter's auxiliary model, an evaluation baseline or a distillation teacher; ``dtype``
+    ("bfloat16") sets the model's compute dtype (float32 weights and pooling either way)."""
+    model = load_model(path, dtype=dtype) if dtype else load_model(path)
+    return ModelEmbedder(model, name=str(path), **embedder_options)
 
 
 def load_tokenizer(name_or_path: str | os.PathLike) -> tokenization.Tokenizer:

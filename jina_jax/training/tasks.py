@@ -202,11 +202,18 @@ class DistillTask(ContrastiveTask):
     def prepare(self, load_embedder) -> None:
         cfg = self.cfg
         embedder = load_embedder(
-            cfg.teacher, batch_size=cfg.teacher_batch_size, max_length=cfg.teacher_max_length
+            cfg.teacher,
+            batch_size=cfg.teacher_batch_size,
+            max_length=cfg.teacher_max_length,
+            dtype=None if cfg.teacher_dtype == "float32" else cfg.teacher_dtype,
         )
         cache = cfg.cache_dir or str(storage.as_path(self.config.data.dir) / "teacher_cache")
         self.teacher = TeacherTargets(
-            embedder, cache, max_length=cfg.teacher_max_length, **self._process()
+            embedder,
+            cache,
+            max_length=cfg.teacher_max_length,
+            variant="" if cfg.teacher_dtype == "float32" else cfg.teacher_dtype,
+            **self._process(),
         )
 
     def objective(self, model_config: EncoderConfig) -> DistillObjective:

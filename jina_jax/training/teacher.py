@@ -30,6 +30,7 @@ class TeacherTargets:
         cache_dir: str | os.PathLike,
         *,
         max_length: int | None = None,
+        variant: str = "",
         process_index: int = 0,
         process_count: int = 1,
     ):
@@ -40,7 +41,9 @@ class TeacherTargets:
             np.asarray(embedder.embed(["dimension probe"], max_length=max_length)).shape[1]
         )
         key = re.sub(r"[^A-Za-z0-9._-]+", "_", str(getattr(embedder, "name", "teacher")))
-        self.directory = storage.as_path(cache_dir) / f"{key}-{max_length or 'full'}"
+        # the vectors depend on the teacher, its truncation and its compute (variant: "bfloat16")
+        folder = f"{key}-{max_length or 'full'}" + (f"-{variant}" if variant else "")
+        self.directory = storage.as_path(cache_dir) / folder
         self.tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # dataset -> vectors, filled
         self.dirty: set[str] = set()
         self.new = 0

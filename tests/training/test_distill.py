@@ -214,6 +214,19 @@ def test_teacher_cache_embeds_each_record_once_and_is_reused(tmp_path):
     host("ds", 10, [1], [records[1]])
     host.flush()
     assert (tmp_path / "fake_teacher-32" / "ds.host1of4.npy").exists()
+    # a bfloat16 teacher's vectors are kept apart from the float32 teacher's
+    bf16 = TeacherTargets(CountingEmbedder(), tmp_path, max_length=32, variant="bfloat16")
+    assert bf16.directory.name == "fake_teacher-32-bfloat16"
+
+
+def test_bfloat16_teacher_stays_close_to_float32(real_sentences):
+    from jina_jax.loading import load_embedder
+
+    texts = real_sentences[:16]
+    full = load_embedder("all-MiniLM-L6-v2").embed(texts)
+    half = load_embedder("all-MiniLM-L6-v2", dtype="bfloat16").embed(texts)
+    cosine = np.sum(full * half, 1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
+    assert cosine.min() >= 0.999 and not np.array_equal(full, half)  # bf16 computed, and close
 
 
 # --------------------------------------------------------------------------- word-embedding init
