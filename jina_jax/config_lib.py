@@ -756,6 +756,11 @@ def _check_evaluate(check: _Checks, config: ConfigDict) -> None:
 
 
 def _check_lora(check: _Checks, cfg: ConfigDict) -> None:
+    if cfg.matryoshka_dims:  # the key comes with the pairs block; LoraObjective has no prefixes
+        check.problems.append(
+            f"lora.matryoshka_dims={tuple(cfg.matryoshka_dims)!r}: not supported by the lora "
+            "stage yet; set it to () (train Matryoshka dims in pairs / triplets / distill)"
+        )
     check.number("lora.rank", low=1, integer=True)
     check.number("lora.alpha", low=0, low_open=True)
     tasks = cfg.tasks

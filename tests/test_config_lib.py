@@ -129,6 +129,10 @@ def test_default_lora_stage_is_valid():
     ("values", "message"),
     [
         ({"rank": 0}, "lora.rank=0: allowed range [1, inf]"),
+        (
+            {"matryoshka_dims": (16,)},
+            "lora.matryoshka_dims=(16,): not supported by the lora stage yet",
+        ),
         ({"rank": -2}, "lora.rank=-2: allowed range [1, inf]"),
         ({"alpha": 0.0}, "lora.alpha=0.0: allowed range (0, inf]"),
         (
