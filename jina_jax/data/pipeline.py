@@ -114,12 +114,15 @@ def pack_sequences(
     used = 0
     row_of = np.empty(len(rows), dtype=np.int64)
     start_of = np.empty(len(rows), dtype=np.int64)
-    for i in np.argsort(-lengths, kind="stable"):
-        fits = np.flatnonzero(free[:used] >= lengths[i])
-        r = int(fits[0]) if fits.size else used
-        used = max(used, r + 1)
+    for i in np.argsort(-lengths, kind="stable").tolist():
+        length = lengths[i]
+        fits = free[:used] >= length
+        r = int(fits.argmax()) if used else 0  # the first row with room (argmax: first True)
+        if not used or not fits[r]:
+            r = used
+            used += 1
         row_of[i], start_of[i] = r, pack_length - free[r]
-        free[r] -= lengths[i]
+        free[r] -= length
     if num_rows is None:
         num_rows = row_bucket(used, row_multiple, steps_per_octave)
     elif used > num_rows:  # packed_rows_bound is a theorem about FFD; this cannot happen
@@ -128,11 +131,13 @@ def pack_sequences(
     ids = np.full((num_rows, pack_length), pad_id, np.int32)
     segments = np.zeros((num_rows, pack_length), np.int32)
     positions = np.zeros((num_rows, pack_length), np.int32)
-    for i, row in enumerate(rows):
-        r, begin, end = row_of[i], start_of[i], start_of[i] + lengths[i]
-        ids[r, begin:end] = row
-        segments[r, begin:end] = text_ids[i] + 1
-        positions[r, begin:end] = np.arange(lengths[i])
+    # every token at once: token t of text i goes to row row_of[i], column start_of[i] + t
+    firsts = np.cumsum(lengths) - lengths  # each text's first token in the concatenation
+    within = np.arange(int(lengths.sum())) - np.repeat(firsts, lengths)
+    where = np.repeat(row_of * pack_length + start_of, lengths) + within
+    ids.reshape(-1)[where] = np.concatenate(rows)
+    segments.reshape(-1)[where] = np.repeat(text_ids + 1, lengths)
+    positions.reshape(-1)[where] = within
     return {
         "ids": ids,
         "segments": segments,
@@ -161,8 +166,10 @@ def packed_rows_bound(lengths: np.ndarray, pack_length: int) -> np.ndarray:
     step = max(1, pack_length // 64)
     edges = np.unique(np.concatenate([np.arange(0, half, step), [half]]))  # 0 = t_0 < .. = L/2
     # class j: lengths in (edges[j], edges[j + 1]]; the last class: longer than L/2
-    classes = np.searchsorted(edges, lengths, side="left") - 1
     num_classes = len(edges)
+    # = searchsorted(edges, lengths, "left") - 1, by arithmetic (edges are `step` apart up to
+    # the last one below L/2, then L/2)
+    classes = np.where(lengths > half, num_classes - 1, (lengths - 1) // step)
     hosts = np.arange(lengths.shape[0])[:, None]
     flat = (hosts * num_classes + classes).ravel()
     size = lengths.shape[0] * num_classes
@@ -443,6 +450,8 @@ class PairBatches:
             seed,
             process_index,
             process_count,
+            # prepared records are drawn a chunk's worth at a time (MixtureSampler blocks)
+            blocks={n: getattr(s, "block", 1) for n, s in self.sources.items() if is_prepared(s)},
         )
 
     def _check_prepared(self, name: str, source) -> None:
@@ -482,7 +491,7 @@ class PairBatches:
         records = None
         if is_prepared(source):
             sides = 2 + spec.num_negatives
-            lengths = np.asarray(source.lengths[indices][:, :sides], np.int64)
+            lengths = source.lengths_at(indices, sides)
             texts = [record[:sides] for record in source.token_ids(indices[own])]
         else:
             records = take(source, indices)

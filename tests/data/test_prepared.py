@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from jina_jax.data.pipeline import pack_sequences, packed_rows_bound
+from jina_jax.data.pipeline import PairBatches, pack_sequences, packed_rows_bound
 from jina_jax.data.prepared import (
     CorruptShardError,
     PreparedDataset,
@@ -18,6 +18,7 @@ from jina_jax.data.prepared import (
     write_prepared,
 )
 from jina_jax.data.records import PairRecord
+from jina_jax.data.sampler import DatasetSpec
 from jina_jax.tokenization import jina_v2_tokenizer
 
 
@@ -144,3 +145,21 @@ def test_oversized_raw_source_is_refused_naming_prepare(tmp_path):
     assert "python -m jina_jax.data.prepare" in str(error.value)
     assert f"{size_mb:,.0f} MB" in str(error.value)
     assert len(pair_source_from_path(str(path), max_raw_mb=size_mb + 1)) == 2000  # under the limit
+
+
+def test_training_draws_a_chunk_of_consecutive_records_at_a_time(
+    tmp_path, tokenizer, real_sentences
+):
+    records = _pairs(real_sentences, 100)
+    data = PreparedDataset(_write(tmp_path / "ds", tokenizer, records, num_shards=4))
+    assert data.meta["records_per_chunk"] == 16 == data.block
+    batches = PairBatches({"d": data}, [DatasetSpec("d", batch_size=32)], tokenizer, 16, 32, seed=0)
+    _, indices = batches.sampler.global_plan(3)
+    runs = indices.reshape(2, 16)
+    np.testing.assert_array_equal((runs - runs[:, :1]) % 100, np.tile(np.arange(16), (2, 1)))
+    # the batch holds those records' token ids: queries first, in batch order
+    batch = batches.batch_at(3)
+    ids = data.token_ids(indices)
+    first = batch["ids"][batch["segments"] == 1]  # text 0: the first record's query
+    assert first.tolist() == ids[0][0].tolist()
+    np.testing.assert_array_equal(batch["query_lengths"], data.lengths[indices, 0])

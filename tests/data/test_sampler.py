@@ -93,3 +93,32 @@ def test_configuration_errors():
         MixtureSampler({"a": 5}, [DatasetSpec("a", batch_size=8)], seed=0)
     with pytest.raises(ValueError, match="no DatasetSpec"):
         MixtureSampler({"a": 100, "z": 100}, [DatasetSpec("a")], seed=0)
+
+
+def test_blocks_are_consecutive_records_and_epochs_still_draw_without_replacement():
+    size, block, batch = 1000, 16, 64  # 62 whole blocks an epoch: 992 records, 15 batches
+    sampler = MixtureSampler({"a": size}, [DatasetSpec("a", batch_size=batch)], 5, blocks={"a": 16})
+    epochs = [
+        np.concatenate([sampler.global_plan(e * 15 + s)[1] for s in range(15)]) for e in (0, 1, 2)
+    ]
+    drawn = set()
+    for epoch in epochs:
+        assert len(epoch) == 960 and len(np.unique(epoch)) == 960  # no record twice in an epoch
+        assert epoch.min() >= 0 and epoch.max() < size
+        runs = epoch.reshape(-1, block)  # each block: `block` consecutive records (mod size)
+        np.testing.assert_array_equal(
+            (runs - runs[:, :1]) % size, np.tile(np.arange(block), (60, 1))
+        )
+        drawn |= set(epoch.tolist())
+    # block boundaries shift each epoch: the records one epoch leaves out are drawn in another
+    assert len({int(e[0]) % block for e in epochs}) > 1 and len(drawn) > 992
+    # hosts: O(B / hosts) planning, and the slices laid end to end are the global batch
+    hosts = [
+        MixtureSampler({"a": size}, [DatasetSpec("a", batch_size=batch)], 5, i, 4, {"a": 16})
+        for i in range(4)
+    ]
+    for step in (0, 7, 16, 44):
+        parts = [host.plan(step)[1] for host in hosts]
+        np.testing.assert_array_equal(np.concatenate(parts), sampler.global_plan(step)[1])
+    with pytest.raises(ValueError, match="in whole blocks of 16"):
+        MixtureSampler({"a": 40}, [DatasetSpec("a", batch_size=48)], 0, blocks={"a": 16})
