@@ -42,7 +42,9 @@ def build_data(folder: pathlib.Path, records: int, seed: int = 0) -> None:
 
     prepared, raw = folder / "prepared", folder / "raw.jsonl"
     if (prepared / "prepared.json").exists() and raw.exists():
-        if len(PreparedDataset(prepared)) == records:
+        data = PreparedDataset(prepared)
+        # (rebuilt when written before shards started on chunk boundaries)
+        if len(data) == records and "records_per_chunk" in data.meta:
             return
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = jina_v2_tokenizer()

@@ -125,9 +125,9 @@ class PreparedDataset(Sequence):
                 f"{self.folder}: {LENGTHS_FILE} has {len(self.lengths)} rows, prepared.json says "
                 f"{self.meta['num_records']} records"
             )
-        count = len(self.shards)
-        # shard s holds records [s N // S, (s + 1) N // S)
-        self._starts = np.asarray([len(self) * s // count for s in range(count)], np.int64)
+        # shard s holds records [starts[s], starts[s + 1]) (shard_bounds)
+        chunk = int(self.meta.get("records_per_chunk", 1))
+        self._starts = np.asarray(shard_bounds(len(self), len(self.shards), chunk)[:-1], np.int64)
         self._readers: dict[int, ArrayRecordReader] = {}
 
     def __len__(self) -> int:
@@ -168,7 +168,19 @@ class PreparedDataset(Sequence):
         return out
 
     def lengths_at(self, indices: np.ndarray, sides: int) -> np.ndarray:
-        """Token counts ``[len(indices), sides]`` (int64) of the first ``sides`` sides."""
+        """Token counts ``[len(indices), sides]`` (int64) of the first ``sides`` sides. Whole
+        aligned blocks (what training draws) are gathered a block at a time."""
+        indices = np.asarray(indices, np.int64)
+        block = self.block
+        if block > 1 and indices.size and indices.size % block == 0:
+            starts = indices[::block]
+            runs = starts[:, None] + np.arange(block)
+            if not (starts % block).any() and np.array_equal(runs.ravel(), indices):
+                whole = len(self) // block * block
+                if starts[-1] < whole and starts.max() < whole:
+                    table = self._lengths[:whole].reshape(whole // block, -1)
+                    rows = table[starts // block].reshape(indices.size, -1)
+                    return rows[:, :sides].astype(np.int64)
         return self._lengths[indices, :sides].astype(np.int64)
 
     def token_ids(self, indices: Sequence[int]) -> list[list[np.ndarray]]:
@@ -199,9 +211,14 @@ class PreparedDataset(Sequence):
         return {**self.__dict__, "_readers": {}}
 
 
-def shard_bounds(num_records: int, num_shards: int) -> list[int]:
-    """Shard s holds records [bounds[s], bounds[s + 1])."""
-    return [num_records * s // num_shards for s in range(num_shards + 1)]
+def shard_bounds(num_records: int, num_shards: int, chunk: int = RECORDS_PER_CHUNK) -> list[int]:
+    """Shard s holds records [bounds[s], bounds[s + 1]): N s / S rounded down to a multiple of
+    ``chunk``, so that every shard starts on a chunk boundary of the global order and a block
+    of ``chunk`` records that training draws together (``MixtureSampler`` blocks) is one chunk
+    of one shard. (Datasets written before ``records_per_chunk`` was recorded: ``chunk=1``.)"""
+    return [num_records * s // num_shards // chunk * chunk for s in range(num_shards)] + [
+        num_records
+    ]
 
 
 def prepared_meta(

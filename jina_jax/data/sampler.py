@@ -20,15 +20,14 @@ Per host: the global batch of `B_d` indices is cut into `process_count` contiguo
 
 Blocks of records (``blocks={name: b}``, default 1)
 -------------------------------------------------
-With ``b > 1`` an epoch permutes blocks of ``b`` consecutive records rather than records: the
-epoch's stream is the blocks in permuted order, each read whole, so a batch is ``B_d / b``
-random blocks. Prepared datasets (``jina_jax.data.prepared``) use the records of one
-array_record chunk (16): their records are stored in the order of a hash of their texts, so a
-block is a random set of pairs, and reading it decompresses one chunk instead of one per
-record (random single records: about 15 us each here, whole blocks: about 1.3 us a record).
-The cost is that the records of a block are always drawn together. Block boundaries shift by a
-key-derived offset each epoch (wrapping around the end), so the ``n_d % b`` records an epoch
-leaves out differ from epoch to epoch and every record is drawn.
+With ``b > 1`` an epoch permutes the blocks ``[b j, b (j + 1))`` rather than records: the
+epoch's stream is the blocks in permuted order, so a batch is ``B_d / b`` random blocks.
+Prepared datasets (``jina_jax.data.prepared``) use blocks of one array_record chunk (16
+records): their records are stored in the order of a hash of their texts, so a block is a
+random set of pairs, and reading it decompresses one chunk instead of one per record (random
+single records: about 15 us each on this machine, whole chunks: about 1.3 us a record). The
+costs: the records of a block are always drawn together, and the last ``n_d % b`` records
+(fewer than ``b``) are never drawn.
 """
 
 from __future__ import annotations
@@ -166,12 +165,11 @@ class MixtureSampler:
             return feistel_permute(within, size, keys)
         if not within.size:
             return within.copy()
-        # positions are consecutive: permute each block they touch once
-        blocks, rest = np.divmod(within, block)
-        first = int(blocks.min())
-        touched = feistel_permute(np.arange(first, int(blocks.max()) + 1), size // block, keys)
-        shift = int(_mix(keys[0:1])[0] % np.uint64(block))  # this epoch's block boundaries
-        return (touched[blocks - first] * block + rest + shift) % size
+        # positions are consecutive: permute each block they touch once, then expand the blocks
+        first, last = int(within[0]) // block, int(within[-1]) // block
+        touched = feistel_permute(np.arange(first, last + 1), size // block, keys)
+        records = (touched[:, None] * block + np.arange(block)).ravel()
+        return records[within - first * block]
 
     def _draws(self, chunk: int) -> np.ndarray:
         with self._lock:

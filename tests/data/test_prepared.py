@@ -153,6 +153,9 @@ def test_training_draws_a_chunk_of_consecutive_records_at_a_time(
     records = _pairs(real_sentences, 100)
     data = PreparedDataset(_write(tmp_path / "ds", tokenizer, records, num_shards=4))
     assert data.meta["records_per_chunk"] == 16 == data.block
+    # shards start on chunk boundaries: 100 records in 4 shards -> 16, 32, 16, 36 records
+    assert data._starts.tolist() == [0, 16, 48, 64]
+    assert data.records(range(100)) == records
     batches = PairBatches({"d": data}, [DatasetSpec("d", batch_size=32)], tokenizer, 16, 32, seed=0)
     _, indices = batches.sampler.global_plan(3)
     runs = indices.reshape(2, 16)
@@ -163,3 +166,6 @@ def test_training_draws_a_chunk_of_consecutive_records_at_a_time(
     first = batch["ids"][batch["segments"] == 1]  # text 0: the first record's query
     assert first.tolist() == ids[0][0].tolist()
     np.testing.assert_array_equal(batch["query_lengths"], data.lengths[indices, 0])
+    # lengths of whole blocks (gathered a block at a time) and of any indices agree
+    np.testing.assert_array_equal(data.lengths_at(indices, 2), data.lengths[indices, :2])
+    np.testing.assert_array_equal(data.lengths_at(indices[3:9], 1), data.lengths[indices[3:9], :1])
