@@ -1,6 +1,6 @@
 """Input pipeline cost per host as hosts are added: host 0 of N, simulated on this machine.
 
-    python benchmarks/input_pipeline.py [--records 200000] [--steps 4] [--out FILE]
+    python benchmarks/input_pipeline.py [--records 200000] [--steps 20] [--out FILE]
 
 A synthetic pair dataset of real sentences recombined (queries: one starter-corpus sentence;
 positives: 1-4 sentences joined; jina-v2 tokenizer, 64 / 512 tokens) is built once in two forms:
@@ -11,7 +11,8 @@ positives: 1-4 sentences joined; jina-v2 tokenizer, 64 / 512 tokens) is built on
 
 For each path, global batch (2,048 and 32,768 pairs) and host count N (1, 8, 32, 128), a fresh
 process builds the batches of host 0 of N (``PairBatches(process_index=0, process_count=N)``,
-packing on, rows of 512 tokens) for a few steps after a warm-up step and reports seconds per
+packing on, rows of 512 tokens) for ``--steps`` steps after 10 warm-up steps (which open the
+readers of the shards host 0 touches) and reports seconds per
 step, real tokens per second on that host, scaling efficiency t(1) / (N t(N)) and its peak RSS.
 Prints a table and, with ``--out``, a JSON document ``{"rows": [...]}``.
 """
@@ -32,6 +33,7 @@ import numpy as np
 QUERY_MAX, PASSAGE_MAX = 64, 512
 BATCHES = (2048, 32768)
 HOSTS = (1, 8, 32, 128)
+WARMUP = 10  # steps before timing: a host opens each shard's reader on first touching it
 
 
 def build_data(folder: pathlib.Path, records: int, seed: int = 0) -> None:
@@ -112,9 +114,12 @@ def measure(folder: pathlib.Path, path: str, batch: int, hosts: int, steps: int)
         pack=True,
         row_multiple=hosts,
     )
-    batches.batch_at(0)  # warm-up: readers opened, pages touched
+    # the steady state of a long run: readers open, pages touched (raw: one step, it has none)
+    warmup = WARMUP if path == "prepared" else 1
+    for step in range(warmup):
+        batches.batch_at(step)
     tokens, started = 0, time.perf_counter()
-    for step in range(1, steps + 1):
+    for step in range(warmup, warmup + steps):
         out = batches.batch_at(step)
         tokens += int((out["segments"] > 0).sum())
     seconds = (time.perf_counter() - started) / steps
@@ -135,7 +140,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--data", default="data_cache/bench_pipeline")
     parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--paths", default="prepared,raw")
     parser.add_argument("--out", default=None)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # path,batch,hosts

@@ -5,6 +5,7 @@ from prepared shards and from raw records, packed and unpacked."""
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import NamedSharding
@@ -55,7 +56,10 @@ def sources(tmp_path_factory, tokenizer, real_sentences):
     return {"raw": records, "prepared": PreparedDataset(folder)}
 
 
-def _train(tokenizer, source, hosts: int, pack: bool, k: int, steps: int = 3):
+@pytest.fixture(scope="module")
+def trainer(tokenizer):
+    """One model, initial state and jitted step for every run (each batch shape compiles once;
+    the state is copied per run, since the step donates it)."""
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
@@ -68,9 +72,15 @@ def _train(tokenizer, source, hosts: int, pack: bool, k: int, steps: int = 3):
     objective = ContrastiveObjective(config)
     tx, schedule = make_optimizer(config_lib.optimizer(1e-3, 0, schedule="constant"), 10)
     mesh = shd.make_mesh({"data": 8})
-    key = jax.random.key(0)
-    state = init_state(objective, tx, mesh, shd.DEFAULT_RULES, key)
+    state = init_state(objective, tx, mesh, shd.DEFAULT_RULES, jax.random.key(0))
     step = jit_train_step(make_train_step(objective, tx, schedule), state)
+    return mesh, state, step
+
+
+def _train(trainer, tokenizer, source, hosts: int, pack: bool, k: int, steps: int = 3):
+    mesh, initial, step = trainer
+    state = jax.tree.map(jnp.copy, initial)
+    key = jax.random.key(0)
     spec = DatasetSpec("d", batch_size=16, num_negatives=k)
     batches = [
         PairBatches(
@@ -107,9 +117,9 @@ def _train(tokenizer, source, hosts: int, pack: bool, k: int, steps: int = 3):
 @pytest.mark.parametrize(
     ("kind", "pack", "k"), [("prepared", True, 1), ("raw", True, 0), ("prepared", False, 1)]
 )
-def test_two_hosts_train_like_one(tokenizer, sources, kind, pack, k):
-    loss_1, params_1, rows_1 = _train(tokenizer, sources[kind], 1, pack, k)
-    loss_2, params_2, rows_2 = _train(tokenizer, sources[kind], 2, pack, k)
+def test_two_hosts_train_like_one(trainer, tokenizer, sources, kind, pack, k):
+    loss_1, params_1, rows_1 = _train(trainer, tokenizer, sources[kind], 1, pack, k)
+    loss_2, params_2, rows_2 = _train(trainer, tokenizer, sources[kind], 2, pack, k)
     assert np.isfinite(loss_1) and abs(loss_1 - loss_2) <= 1e-5 * max(1.0, abs(loss_1))
     for a, b in zip(jax.tree.leaves(params_1), jax.tree.leaves(params_2)):
         np.testing.assert_allclose(b, a, atol=2e-5)

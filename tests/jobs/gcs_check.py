@@ -1,7 +1,9 @@
-"""Reads two runs (any paths, e.g. gs://) and a local export; prints as JSON whether the runs'
-latest parameters are bitwise equal, how far ``load_model(RUN_B)`` embeds from the export, and
-how far the export, exported again to REMOTE_EXPORT (twice: the second replaces the first) and
-loaded from there, embeds from itself.
+"""Reads two runs (any paths, e.g. gs://); exports RUN_B to the local EXPORT_DIR with the export
+CLI's own entry point (``jina_jax.export.main``, what ``python -m jina_jax.export`` runs, here
+in this process to save a process start); prints as JSON whether the runs' latest parameters
+are bitwise equal, how far ``load_model(RUN_B)`` embeds from the export, and how far the
+export, exported again to REMOTE_EXPORT (twice: the second replaces the first) and loaded from
+there, embeds from itself.
 
     python tests/jobs/gcs_check.py RUN_A/STAGE RUN_B/STAGE EXPORT_DIR REMOTE_EXPORT
 """
@@ -15,11 +17,13 @@ import jax
 import numpy as np
 
 import jina_jax
-from jina_jax import checkpoints
+from jina_jax import checkpoints, export
 from jina_jax.data.stdlib_text import stdlib_sentences
 from jina_jax.hf.io import save_hf
 
 run_a, run_b, export_dir, remote_export = sys.argv[1:5]
+if export.main(["--workdir", run_b, "--out", export_dir]) != 0:
+    sys.exit("export CLI failed")
 params_a, step_a = checkpoints.restore_params(run_a)
 params_b, step_b = checkpoints.restore_params(run_b)
 leaves_a, leaves_b = jax.tree.leaves(params_a), jax.tree.leaves(params_b)
