@@ -184,8 +184,12 @@ def test_packed_attention_chunked_equals_dense():
     # text 2 of row 0 alone (positions restart: ALiBi is relative, so the same numbers)
     alone = dot_product_attention(q[:1, 10:19], k[:1, 10:19], v[:1, 10:19], bias_fn=bias)
     np.testing.assert_allclose(np.asarray(dense)[0, 10:19], np.asarray(alone)[0], atol=1e-5)
-    grad = jax.grad(lambda q_: jnp.sum(attend("chunked", q_, k, v) * real[..., None, None]))(q)
-    grad_ref = jax.grad(lambda q_: jnp.sum(attend("dense", q_, k, v) * real[..., None, None]))(q)
+    grad = jax.jit(
+        jax.grad(lambda q_: jnp.sum(attend("chunked", q_, k, v) * real[..., None, None]))
+    )(q)
+    grad_ref = jax.jit(
+        jax.grad(lambda q_: jnp.sum(attend("dense", q_, k, v) * real[..., None, None]))
+    )(q)
     np.testing.assert_allclose(np.asarray(grad), np.asarray(grad_ref), atol=1e-5)
 
 

@@ -108,7 +108,7 @@ def test_grad_cache_equals_plain_gradients(reference):
     )
     rng = jax.random.key(7)
     gbatch = {k: jax.numpy.asarray(v) for k, v in batch.items()}
-    (loss, _), plain = jax.value_and_grad(objective, has_aux=True)(init, gbatch, rng)
+    (loss, _), plain = jax.jit(jax.value_and_grad(objective, has_aux=True))(init, gbatch, rng)
     (loss_gc, _), cached = jax.jit(
         lambda p, b, r: grad_cache_gradients(objective, p, b, r, chunk=2)
     )(init, gbatch, rng)
