@@ -45,7 +45,7 @@ starter: $(STAMP)
 	$(PY) -m jina_jax.data.starter --data-dir $(STARTER) --max-pairs-per-dataset 20000
 
 test: lint starter
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
