@@ -45,8 +45,13 @@ def pca_reduce(table: np.ndarray, width: int) -> np.ndarray:
     if width >= h:
         return np.pad(table, ((0, 0), (0, width - h))).astype(np.float32)
     centred = table - table.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    reduced = centred @ vt[:width].T
+    # the principal directions are the top eigenvectors of the H x H scatter matrix (the SVD of
+    # the V x H table gives the same, at ~100x the cost for a 30k-token table)
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    top = vectors[:, np.argsort(values)[::-1][:width]]
+    # a fixed sign per direction: its largest loading positive
+    top *= np.sign(top[np.abs(top).argmax(axis=0), np.arange(width)])
+    reduced = centred @ top
     scale = np.sqrt(np.mean(np.square(table))) / max(np.sqrt(np.mean(np.square(reduced))), 1e-12)
     return (reduced * scale).astype(np.float32)
 
