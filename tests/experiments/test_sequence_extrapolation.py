@@ -3,6 +3,8 @@ scores (the experiment itself trains six models and takes many minutes)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,31 @@ def test_table_and_plot(tmp_path):
     assert "(drops)" in table and "(holds)" in table and " ± " in table
     se.plot(scores, tmp_path / "p.png", 128, "t")
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+class _WordTokenizer:
+    def encode_batch(self, texts, max_length):
+        tokens = [text.split()[:max_length] for text in texts]
+        return tokens, [len(t) for t in tokens]
+
+
+def test_longer_than_counts_by_hand(tmp_path):
+    # a hand-written BEIR folder: documents of 3, 5 and 9 words, d2 and d3 relevant
+    (tmp_path / "qrels").mkdir()
+    docs = {"d1": "a b c", "d2": "a b c d e", "d3": "a b c d e f g h i"}
+    (tmp_path / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": d, "text": t}) for d, t in docs.items())
+    )
+    (tmp_path / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": q, "text": "x"}) for q in ("q1", "q2"))
+    )
+    (tmp_path / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td3\t1\n"
+    )
+    got = se.longer_than(tmp_path, _WordTokenizer(), [2, 4, 8, 16])
+    assert got == {
+        2: {"documents": 3, "relevant": 2},
+        4: {"documents": 2, "relevant": 2},
+        8: {"documents": 1, "relevant": 1},
+        16: {"documents": 0, "relevant": 0},
+    }
