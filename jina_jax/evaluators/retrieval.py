@@ -67,6 +67,23 @@ def trec_metrics(
     return {name: float(by_measure[m]) for name, m in measures.items()}
 
 
+def trec_per_query(
+    qrels: dict[str, dict[str, int]],
+    run: dict[str, dict[str, float]],
+    measure: Any = MEASURES["ndcg_at_10"],
+) -> dict[str, float]:
+    """{query: value} of one measure over the queries ``trec_metrics`` averages (the same
+    judged queries, a missing one scoring 0), from ir-measures' ``iter_calc``; their mean is
+    ``trec_metrics``' value. For paired comparisons across models (bootstrap over queries)."""
+    judged = {q: docs for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    full_run = {q: run.get(q) or {"__none__": 0.0} for q in judged}
+    values = {
+        m.query_id: float(m.value)
+        for m in ir_measures.pytrec_eval.iter_calc([measure], judged, full_run)
+    }
+    return {q: values.get(q, 0.0) for q in judged}
+
+
 @dataclasses.dataclass
 class RetrievalEvaluator:
     """Encodes the queries, then the corpus chunk by chunk (``corpus_chunk_size`` texts at a
@@ -106,6 +123,9 @@ class RetrievalEvaluator:
 
     ``index_bytes`` is the flat corpus index: N x D x 4 (float32), N x D (int8), N x ceil(D / 8)
     (binary); rescoring reads the same index (no entry of its own); ``embedding_dim`` is D.
+    ``per_query`` adds ``per_query_ndcg_at_10``, {query id: nDCG@10} of the full-size float32
+    run (``trec_per_query``; its mean is ``ndcg_at_10``), for paired bootstraps over queries;
+    off by default, so that every other metric stays a number.
     With anything beyond full-size float32 the corpus embeddings are held in memory
     (N x D x 4 bytes) to be truncated and quantised; score matrices stay blockwise.
     ``jina_jax.evaluators.precision_table`` tabulates the results. Chunked retrieval is
@@ -131,6 +151,7 @@ class RetrievalEvaluator:
     precisions: tuple[str, ...] = ("float32",)  # of float32, int8, binary
     rescore: int = 0  # re-rank this many int8 / binary candidates with float32 queries
     dims: tuple[int, ...] | None = None  # truncations; None: the model's Matryoshka dims
+    per_query: bool = False  # also return per_query_ndcg_at_10: {query id: nDCG@10}
 
     def __post_init__(self):
         if self.chunking not in ("none", "naive", "late"):
@@ -164,6 +185,10 @@ class RetrievalEvaluator:
             }
             scores = trec_metrics(qrels, run)
             metrics |= {metric_name(k, dim, precision): v for k, v in scores.items()}
+            if self.per_query and (dim, precision) == (None, FLOAT32):
+                per_query = trec_per_query(qrels, run)
+        if self.per_query:
+            metrics["per_query_ndcg_at_10"] = per_query
         return {**metrics, **sizes, "num_queries": len(query_ids), "num_documents": len(doc_ids)}
 
     def search(self, embedder, queries: list[str], documents: list[str]) -> list[dict[int, float]]:
