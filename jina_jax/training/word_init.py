@@ -6,6 +6,9 @@ the student is reduced to the student's width by PCA (the top principal directio
 teacher's table, rescaled to the teacher's per-entry RMS). Tokens the source lacks keep a random
 ``N(0, 0.02)`` row. ``initial_params`` turns that table into the partial parameter tree and the
 ``reinit`` pattern that ``jina_jax.training.loop.train_stage`` merges into a fresh init.
+
+``layer_params`` (``init_source_layers``) goes further, DistilBERT-style: a student of the
+source's width takes chosen source layers whole, with BERT's gelu MLP rewritten as an exact GEGLU.
 """
 
 from __future__ import annotations
@@ -160,7 +163,7 @@ def layer_params(
 
     Returns the partial tree, the ``reinit`` pattern for every parameter not copied, and the
     names copied."""
-    source, student = source_model.config, None
+    source = source_model.config
     keys, _ = find_table(abstract_params)
     root = keys[:-3]  # .../embeddings/word_embeddings/embedding -> the encoder's subtree
     student = _get(abstract_params, root)
