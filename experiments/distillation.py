@@ -4,8 +4,8 @@ for small models).
 
     python -m experiments.distillation --out experiments/results/distillation
 
-Three arms train the demo's student (``configs/demo.py``: JinaBERT 256 wide, 4 layers, word
-embeddings from all-MiniLM-L6-v2) for the same number of optimizer steps on the same starter
+Three arms train the demo's earlier student (``configs/demo.py:small``, which the arm names
+imply: JinaBERT 256 wide, 4 layers, word embeddings from all-MiniLM-L6-v2) for the same number of optimizer steps on the same starter
 pair datasets, batch 64:
 
 - ``contrastive``: InfoNCE over the batch for the whole budget;

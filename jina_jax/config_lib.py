@@ -227,6 +227,9 @@ def distill_block() -> ConfigDict:
         # student: a learnt map from the student's embedding to the teacher's space (the v5
         # paper's best); teacher: from the teacher's to the student's; none: equal widths
         projection="student",
+        # the projection's start: random (N(0, 1/d)), or identity (the student's first d
+        # dimensions onto the teacher's first d: for a student started from the teacher's layers)
+        projection_init="random",
         spread_out_weight=0.0,  # weight of the spread-out regulariser (0 = off)
         cache_dir="",  # where teacher vectors are kept; "" = <data.dir>/teacher_cache
     )
@@ -282,6 +285,10 @@ def base_config() -> ConfigDict:
     # a model whose word embeddings start the first training stage's (same vocabulary; reduced to
     # the student's width by PCA when narrower); "" = random init
     c.init_word_embeddings = ""
+    # DistilBERT-style: these layers of init_word_embeddings' model (a BERT of the student's
+    # width, heads and feed-forward size) start the student's layers, with its embeddings,
+    # LayerNorms and attention (jina_jax.training.word_init.layer_params); () = word embeddings only
+    c.init_source_layers = ()
     c.compilation_cache = False  # persistent XLA cache (~/.cache/jina_jax/xla)
 
     c.data = ConfigDict(
@@ -512,6 +519,7 @@ IDENTITY_KEYS = (
     "normalize",
     "max_length",
     "init_word_embeddings",
+    "init_source_layers",
     "data",
 )
 # What each non-training stage's result depends on, besides the model it is given.
@@ -616,6 +624,7 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
     for axis, size in config.mesh.items():
         if not isinstance(size, int) or (size != -1 and size < 1):
             check.problems.append(f"mesh.{axis}={size!r}: a positive integer, or -1 (the rest)")
+    _check_source_layers(check, config)
     limit = _position_limit(config)
     for stage in stages:
         if stage not in STAGE_KINDS:
@@ -656,6 +665,7 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
         if stage == "distill":
             check.choice(p + "loss", ("cosine", "mse"))
             check.choice(p + "projection", ("student", "teacher", "none"))
+            check.choice(p + "projection_init", ("random", "identity"))
             check.number(p + "spread_out_weight", low=0)
             check.number(p + "teacher_max_length", low=4, integer=True)
             check.number(p + "teacher_batch_size", low=1, integer=True)
@@ -693,6 +703,31 @@ def validate(config: ConfigDict, *, batch_shards: int = 1) -> None:
     _check_evaluate(check, config)
     if check.problems:
         raise ConfigError("bad config values: " + "; ".join(check.problems))
+
+
+def _check_source_layers(check: _Checks, config: ConfigDict) -> None:
+    layers = config.get("init_source_layers", ())
+    if not layers:
+        return
+    key = "init_source_layers"
+    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in layers):
+        check.problems.append(f"{key}={tuple(layers)!r}: layer indices (integers >= 0)")
+    elif len(set(layers)) != len(layers):
+        check.problems.append(f"{key}={tuple(layers)!r}: each layer once")
+    if not str(config.init_word_embeddings).strip():
+        check.problems.append(
+            f"{key}={tuple(layers)!r} needs init_word_embeddings: the model the layers come from"
+        )
+    if config.init_from:
+        check.problems.append(f"{key} and init_from exclude each other (both set the start)")
+    layers_in_model = config.model.get("num_layers")
+    if layers_in_model is not None and layers_in_model != len(layers):
+        check.problems.append(
+            f"{key}={tuple(layers)!r} names {len(layers)} layers; model.num_layers is "
+            f"{layers_in_model}"
+        )
+    if config.model.get("scan_layers"):
+        check.problems.append(f"{key} needs model.scan_layers=False (unscanned layers)")
 
 
 def _check_matryoshka(check: _Checks, config: ConfigDict, stage: str) -> None:

@@ -173,7 +173,9 @@ def stage_train(run: Run, stage: str, previous: epath.Path | None) -> dict:
     task.prepare(load_embedder)
     try:
         objective = task.objective(model_config)
-        if start is None and run.config.init_word_embeddings:
+        if start is None and run.config.init_source_layers:
+            start, reinit = _source_layers_start(run, objective, model_config)
+        elif start is None and run.config.init_word_embeddings:
             start, reinit = _word_embedding_start(run, objective, model_config)
         return _train(run, task, objective, base, model_config, folder, start, reinit)
     finally:
@@ -194,6 +196,32 @@ def _word_embedding_start(run: Run, objective, model_config) -> tuple[dict, tupl
         f"reduced to width {leaf.shape[1]}"
     )
     return word_init.initial_params(shapes, table)
+
+
+def _source_layers_start(run: Run, objective, model_config) -> tuple[dict, tuple[str, ...]]:
+    """A first stage's starting tree: ``init_source_layers`` of ``init_word_embeddings``'s model
+    (a BERT) copied into the student (``word_init.layer_params``); the rest starts fresh."""
+    source_name, layers = run.config.init_word_embeddings, tuple(run.config.init_source_layers)
+    source = load_model(source_name)
+    if model_config.hidden_act != source.config.hidden_act:
+        raise ValueError(
+            f"init_source_layers: the student's hidden_act {model_config.hidden_act!r} differs "
+            f"from {source_name}'s {source.config.hidden_act!r}"
+        )
+    shapes = nn.meta.unbox(jax.eval_shape(objective.init, jax.random.key(0)))
+    tree, reinit, copied = word_init.layer_params(
+        source, run.base_model.tokenizer, shapes, layers, seed=run.config.seed
+    )
+    dropped = [n for n in ("position_embeddings",) if n in source.params["embeddings"]]
+    print(
+        f"student started from {source_name}: its layers {list(layers)} -> student layers "
+        f"0..{len(layers) - 1}; {len(copied)} tensors copied (embeddings, attention, LayerNorms, "
+        f"feed-forward; BERT's gelu MLP as an exact GEGLU); dropped: {', '.join(dropped) or '-'} "
+        "(the student has ALiBi)"
+        if model_config.position_embedding_type == "alibi"
+        else f"student started from {source_name}: layers {list(layers)}, {len(copied)} tensors"
+    )
+    return tree, reinit
 
 
 def _train(run: Run, task, objective, base: Model, model_config, folder, start, reinit) -> dict:

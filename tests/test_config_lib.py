@@ -177,3 +177,60 @@ def test_minilm_lora_config_is_valid():
     config_lib.validate(config)
     assert config.stages == ("lora", "evaluate", "export") and config.lora.steps == 10
     assert set(config.lora.adapters) == set(config_lib.STARTER_PARAPHRASES)
+
+
+def _demo_config(arg=None):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "demo.py"
+    spec = importlib.util.spec_from_file_location("demo_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def test_demo_student_starts_from_three_teacher_layers():
+    config = _demo_config()
+    config_lib.validate(config)
+    assert config.init_source_layers == (0, 4, 5)
+    assert config.init_word_embeddings == "all-MiniLM-L6-v2"
+    assert (config.model.hidden_size, config.model.num_layers) == (384, 3)
+    assert config.distill.projection_init == "identity"
+    small = _demo_config("small")
+    config_lib.validate(small)
+    assert small.init_source_layers == () and small.model.hidden_size == 256
+    assert _demo_config("contrastive").model.hidden_size == 256  # the experiment arms' student
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            dict(init_source_layers=(0, 4)),
+            "init_source_layers=(0, 4) names 2 layers; model.num_layers is 3",
+        ),
+        (dict(init_source_layers=(0, 0, 5)), "init_source_layers=(0, 0, 5): each layer once"),
+        (
+            dict(init_source_layers=(0, -1, 5)),
+            "init_source_layers=(0, -1, 5): layer indices (integers >= 0)",
+        ),
+        (
+            dict(init_word_embeddings=""),
+            "init_source_layers=(0, 4, 5) needs init_word_embeddings",
+        ),
+        (dict(init_from="all-MiniLM-L6-v2"), "init_source_layers and init_from exclude"),
+    ],
+)
+def test_bad_source_layers_name_the_key(values, message):
+    config = _demo_config()
+    config.unlock()
+    config.update(values)
+    assert message in _problems(config)
+
+
+def test_bad_projection_init_names_the_key():
+    config = _demo_config()
+    config.unlock()
+    config.distill.projection_init = "zeros"
+    assert "distill.projection_init='zeros': one of 'random', 'identity'" in _problems(config)

@@ -173,6 +173,7 @@ class DistillObjective:
     pooling: str = "mean"
     loss: str = "cosine"
     projection: str = "student"
+    projection_init: str = "random"  # random: N(0, 1/d); identity: eye(d, D_t) / eye(D_t, d)
     spread_out_weight: float = 0.0
     matryoshka_dims: tuple[int, ...] = ()
     matryoshka_weights: tuple[float, ...] = ()
@@ -184,6 +185,8 @@ class DistillObjective:
             )
         if self.projection not in PROJECTIONS:
             raise ValueError(f"unknown projection {self.projection!r}; use one of {PROJECTIONS}")
+        if self.projection_init not in ("random", "identity"):
+            raise ValueError(f"unknown projection_init {self.projection_init!r}")
         if self.projection == "none" and self.model.hidden_size != self.teacher_dim:
             raise ValueError(
                 f"projection='none' needs equal widths; student {self.model.hidden_size}, "
@@ -206,9 +209,11 @@ class DistillObjective:
         heads = {}
         for key, d in zip(keys, self.dims):
             shape = (d, self.teacher_dim) if self.projection == "student" else (self.teacher_dim, d)
-            heads[f"dim_{d}"] = nn.with_logical_partitioning(
-                lambda k, s: jax.random.normal(k, s) / np.sqrt(s[0]), (None, None)
-            )(key, shape)
+            if self.projection_init == "identity":
+                init = lambda k, s: jnp.eye(*s, dtype=jnp.float32)  # noqa: E731
+            else:
+                init = lambda k, s: jax.random.normal(k, s) / np.sqrt(s[0])  # noqa: E731
+            heads[f"dim_{d}"] = nn.with_logical_partitioning(init, (None, None))(key, shape)
         return {"encoder": encoder, "projection": heads}
 
     def optimizer_groups(self):

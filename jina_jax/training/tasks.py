@@ -224,6 +224,7 @@ class DistillTask(ContrastiveTask):
             pooling=self.config.pooling,
             loss=cfg.loss,
             projection=cfg.projection,
+            projection_init=cfg.projection_init,
             spread_out_weight=cfg.spread_out_weight,
             matryoshka_dims=tuple(cfg.matryoshka_dims),
             matryoshka_weights=tuple(cfg.matryoshka_weights),

@@ -157,6 +157,30 @@ def test_distill_objective_matches_numpy(projection):
     assert sorted(heads) == sorted(f"dim_{d}" for d in dims + ((16,) if dims else ()))
 
 
+def test_identity_projection_init_leaves_an_equal_width_student_unchanged():
+    """``projection_init="identity"``: at the full width the loss is the plain cosine distance
+    between the student's and the teacher's embeddings; a prefix ``d`` maps onto the teacher's
+    first ``d`` dimensions."""
+    import flax.linen as nn
+
+    objective = DistillObjective(
+        TINY, teacher_dim=16, projection="student", projection_init="identity"
+    )
+    params = nn.meta.unbox(objective.init(jax.random.key(0)))
+    np.testing.assert_array_equal(params["projection"]["dim_16"], np.eye(16))
+    batch, rng = _pair_batch(teacher_dim=16), jax.random.key(1)
+    loss, _ = objective(params, batch, rng, train=False)
+    emb = np.asarray(objective.encoder.embed(params["encoder"], batch, rng, False), np.float64)
+    target = np.concatenate([batch["teacher"][:, 0], batch["teacher"][:, 1]]).astype(np.float64)
+    expected = float(np.mean(1 - np.sum(_unit(emb) * _unit(target), axis=1)))
+    np.testing.assert_allclose(float(loss), expected, rtol=2e-5)
+    teacher_side = DistillObjective(
+        TINY, teacher_dim=12, projection="teacher", projection_init="identity"
+    )
+    heads = nn.meta.unbox(teacher_side.init(jax.random.key(0)))["projection"]
+    np.testing.assert_array_equal(heads["dim_16"], np.eye(12, 16))
+
+
 # --------------------------------------------------------------------------- teacher cache
 
 
