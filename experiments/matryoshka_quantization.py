@@ -83,7 +83,9 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, type=pathlib.Path)
     parser.add_argument("--demo", default="runs/demo/triplets", help="the demo model's stage")
     parser.add_argument("--data-dir", default="data_cache/starter")
-    parser.add_argument("--minilm-steps", type=int, default=200)
+    parser.add_argument(
+        "--minilm-steps", type=int, default=200, help="0: the demo model alone, no MiniLM arms"
+    )
     parser.add_argument("--rescore", type=int, default=100)
     parser.add_argument("--max-queries", type=int, default=None)
     args = parser.parse_args(argv)
@@ -95,8 +97,9 @@ def main(argv=None) -> None:
     datasets = {name: f"starter:pairs/{name}" for name in PAIRS}
     models = {}
     if args.demo:
-        models["demo (distilled, 256 wide)"] = args.demo
-    for label, dims in (("matryoshka", MINILM_DIMS), ("plain", ())):
+        models["demo (distilled)"] = args.demo
+    arms = (("matryoshka", MINILM_DIMS), ("plain", ())) if args.minilm_steps > 0 else ()
+    for label, dims in arms:
         models[f"all-MiniLM-L6-v2 fine-tuned, {label}"] = finetune(
             args.out / "runs" / f"minilm_{label}",
             init_from="all-MiniLM-L6-v2",

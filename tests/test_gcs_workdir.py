@@ -2,7 +2,7 @@
 gcp-storage-emulator on 127.0.0.1, in memory, started by the test.
 
 A 2-process jax.distributed run (gloo, 2 x 2 CPU devices) on gs://, SIGKILLed after a checkpoint
-and restarted, ends with parameters bitwise equal to an uninterrupted run; everything it wrote is
+and restarted, ends with parameters bitwise equal to an uninterrupted run (on local disk); everything it wrote is
 in the bucket and nothing is left on the local disk (its cwd and TMPDIR stay empty); the export
 CLI reads the bucket, and ``load_model("gs://...")`` embeds like that export loaded locally.
 """
@@ -223,8 +223,12 @@ def test_two_process_run_on_gcs_resumes_bitwise_and_keeps_everything_in_the_buck
     local = Local(tmp_path)
     base = f"gs://{BUCKET}"
 
-    # An uninterrupted run and one SIGKILLed (both processes) once checkpoint 2 is committed.
-    straight = _launch("straight", f"{base}/straight", pairs_file, gcs, local, started)
+    # An uninterrupted run (on local disk: the reference, with its own cwd and TMPDIR) and one
+    # on gs:// SIGKILLed (both processes) once checkpoint 2 is committed.
+    (tmp_path / "reference").mkdir()
+    reference = Local(tmp_path / "reference")
+    straight_dir = tmp_path / "reference" / "straight"
+    straight = _launch("straight", str(straight_dir), pairs_file, gcs, reference, started)
     killed = _launch("killed", f"{base}/killed", pairs_file, gcs, local, started)
     marker = "killed/pairs/checkpoints/2/commit_success.txt"
     deadline = time.time() + 300
@@ -239,7 +243,7 @@ def test_two_process_run_on_gcs_resumes_bitwise_and_keeps_everything_in_the_buck
     assert [proc.wait() for proc in killed] == [-signal.SIGKILL] * 2
     assert not _exists(gcs, "killed/pairs/DONE")
     restarted = _launch("restarted", f"{base}/killed", pairs_file, gcs, local, started)
-    _wait(straight, local, "straight")
+    _wait(straight, reference, "straight")
     _wait(restarted, local, "restarted")
     assert "resuming from step" in (local.logs / "restarted.0.log").read_text()
 
@@ -278,7 +282,7 @@ def test_two_process_run_on_gcs_resumes_bitwise_and_keeps_everything_in_the_buck
         [
             sys.executable,
             str(JOBS / "gcs_check.py"),
-            f"{base}/straight/pairs",
+            str(straight_dir / "pairs"),
             f"{base}/killed/pairs",
             str(export_dir),
             f"{base}/exported",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import signal
 import socket
 import struct
@@ -50,37 +51,46 @@ def _damage(step_dir: pathlib.Path, kind: str) -> None:
 
 
 # 1. A damaged latest checkpoint: set aside (never deleted), the run resumes from the newest
-#    intact one and ends bitwise equal to an uninterrupted run.
+#    intact one and ends bitwise equal to an uninterrupted run. The four kinds of damage and the
+#    uninterrupted reference run as five processes at once (on 2 cores their imports and
+#    compiles overlap).
+DAMAGE = ("truncated_array_file", "garbage_meta", "emptied", "metadata_deleted")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "kind", ["truncated_array_file", "garbage_meta", "emptied", "metadata_deleted"]
-)
-def test_damaged_latest_checkpoint_falls_back(workdir, config_file, tmp_path, kind):
-    step6 = workdir / "pairs" / "checkpoints" / "6"
-    _damage(step6, kind)
-    straight = None
-    if kind == "truncated_array_file":  # the uninterrupted 8-step reference, alongside
-        cmd = main_command(config_file, tmp_path / "straight", "pairs.steps=8")
-        straight = subprocess.Popen(
-            cmd, env=env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-    result = run(main_command(config_file, workdir, "pairs.steps=8"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
-    assert "resuming from step 4" in out or "resuming from step 6" not in out
-    if "damaged" in out:  # orbax may not even list a step whose metadata is gone
-        assert f"checkpoint 6 in {workdir / 'pairs' / 'checkpoints'} is damaged" in out
-        moved = list((workdir / "pairs" / "damaged_checkpoints").iterdir())
-        assert [p.name.split("-")[0] for p in moved] == ["6"]  # kept, not deleted
-    assert "resuming from step 4" in out
-    params, step = checkpoints.restore_params(workdir / "pairs")
-    assert step == 8
-    if straight is not None:  # bitwise equal to a straight 8-step run
-        _, err = straight.communicate(timeout=600)
-        assert straight.returncode == 0, err[-3000:]
-        reference, _ = checkpoints.restore_params(tmp_path / "straight" / "pairs")
-        for a, b in zip(_leaves(reference), _leaves(params)):
-            assert a.dtype == b.dtype and np.array_equal(a, b)
+def test_damaged_latest_checkpoint_falls_back(finished, config_file, tmp_path):
+    def start(workdir: pathlib.Path, log: pathlib.Path) -> subprocess.Popen:
+        with open(log, "w") as f:
+            return subprocess.Popen(
+                main_command(config_file, workdir, "pairs.steps=8"),
+                env=env(),
+                cwd=REPO,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+    straight = start(tmp_path / "straight", tmp_path / "straight.log")
+    jobs = {}
+    for kind in DAMAGE:
+        workdir = tmp_path / kind
+        shutil.copytree(finished, workdir)
+        _damage(workdir / "pairs" / "checkpoints" / "6", kind)
+        jobs[kind] = (workdir, start(workdir, tmp_path / f"{kind}.log"))
+    assert straight.wait(timeout=600) == 0, (tmp_path / "straight.log").read_text()[-3000:]
+    reference, _ = checkpoints.restore_params(tmp_path / "straight" / "pairs")
+    for kind, (workdir, proc) in jobs.items():
+        code, out = proc.wait(timeout=600), (tmp_path / f"{kind}.log").read_text()
+        assert code == 0, (kind, out[-3000:])
+        if "damaged" in out:  # orbax may not even list a step whose metadata is gone
+            assert f"checkpoint 6 in {workdir / 'pairs' / 'checkpoints'} is damaged" in out, kind
+            moved = list((workdir / "pairs" / "damaged_checkpoints").iterdir())
+            assert [p.name.split("-")[0] for p in moved] == ["6"], kind  # kept, not deleted
+        assert "resuming from step 4" in out, (kind, out[-3000:])
+        params, step = checkpoints.restore_params(workdir / "pairs")
+        assert step == 8, kind
+        for a, b in zip(_leaves(reference), _leaves(params)):  # bitwise: an 8-step straight run
+            assert a.dtype == b.dtype and np.array_equal(a, b), kind
 
 
 # 2. Two runs on one workdir: the second refuses at once naming the holder; a lock left by a

@@ -342,6 +342,11 @@ def test_distill_stage_runs_exports_and_reuses_teacher_vectors(tmp_path, pairs_f
     # the export is the student alone: 32 wide, its projection heads left behind
     st = SentenceTransformer(str(tmp_path / "first" / "export" / "model"), device="cpu")
     assert st.encode(["a sentence"]).shape == (1, 32)
-    # a second run on the same data directory embeds nothing again
+    # a second run on the same data directory embeds nothing again (its first 2 steps: records
+    # the first run embedded)
+    config.unlock()
+    config.stages = ("distill",)
+    config.distill.steps = 2
+    config.lock()
     run(config, tmp_path / "second")
     assert "teacher vectors computed this run: 0" in capsys.readouterr().out
