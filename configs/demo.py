@@ -84,7 +84,7 @@ def _distill_recipe(c, args) -> None:
         {name: config_lib.dataset(ds.source, batch_size=64) for name, ds in pairs.items()}
     )
     c.distill.update(
-        steps=200 if small else 120,
+        steps=200 if small else 150,
         teacher=TEACHER,
         teacher_max_length=128,
         teacher_dtype="bfloat16",  # the teacher's cost per step drops by about a third
@@ -103,13 +103,14 @@ def _distill_recipe(c, args) -> None:
     # Measured on the held-out sets, nDCG@10 debian_descriptions / debian_faq / manpages /
     # python_faq, Lee STS (experiments/results/demo_recipe/results.md; TF-IDF 0.853 / 0.575 /
     # 0.838 / 0.673, 0.251). This student: distil / pairs / triplets 150 / 150 / 20 gave 0.904 /
-    # 0.596 / 0.893 / 0.732, 0.505 (beats TF-IDF on all 4, 17 min on 2 busy cores); 100 / 100 /
-    # 20 gave 0.905 / 0.553 / 0.876 / 0.716, 0.512; 120 / 120 / 20 (these) gave 0.903 / 0.567 /
-    # 0.879 / 0.723, 0.508 in 13:56 with the corpus build. The small student: 200 / 200 / 20
+    # 0.596 / 0.893 / 0.732, 0.505 (beats TF-IDF on all 4; 12:31 with the corpus build on a
+    # clean clone of 532a684, nothing else running: these); 100 / 100 / 20 gave 0.905 / 0.553 /
+    # 0.876 / 0.716, 0.512; 120 / 120 / 20 gave 0.903 / 0.567 / 0.879 / 0.723, 0.508 (10:50 on
+    # the clean clone). The small student: 200 / 200 / 20
     # (12:57) gave 0.794 / 0.451 / 0.780 / 0.543, 0.442; distil 300 + pairs 500 (lr 1e-3)
     # 0.851 / 0.465 / 0.865 / 0.579 in about 20 minutes.
     c.pairs.update(
-        steps=200 if small else 120,
+        steps=200 if small else 150,
         log_every=50,
         temperature=0.05,
         matryoshka_dims=DIMS,
