@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 from etils import epath
+from jax._src import distributed as jax_distributed  # the coordination client (barriers)
 from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
 
@@ -439,10 +441,18 @@ def _is_primary() -> bool:
     return jax.process_index() == 0
 
 
+_SYNCS = itertools.count()
+
+
 def _sync(name: str) -> None:
     """Multi-host: waits until every process gets here, so what process 0 wrote before is
-    there for all."""
+    there for all. First at the coordination service's barrier (it waits as long as process 0's
+    writes take, up to 10 minutes), then through the devices: the CPU collectives (gloo) give
+    up on a peer that is more than 30 s late, which process 0 writing to a slow bucket can be."""
     if jax.process_count() > 1:
+        client = jax_distributed.global_state.client
+        if client is not None:
+            client.wait_at_barrier(f"jina_jax {next(_SYNCS)}: {name}", 600_000)
         multihost_utils.sync_global_devices(name)
 
 
