@@ -499,15 +499,16 @@ def run(config: ConfigDict, workdir: str | os.PathLike) -> dict[str, dict]:
     config_lib.validate(config, batch_shards=batch_shards(context.mesh, context.rules))
     if config.compilation_cache:
         enable_compilation_cache()
+    # Every process checks the workdir before any writes to it: process 0's lock and marker,
+    # seen half-made by a later process, would look like a folder that is not a workdir.
     storage.check_workdir(workdir)
+    fingerprints = {stage: config_lib.stage_fingerprint(config, stage) for stage in config.stages}
+    done = _check_earlier_work(config, workdir, fingerprints)
+    _sync("workdir checked")
     lock = storage.WorkdirLock(workdir) if _is_primary() else None
     if lock is not None:
         lock.acquire()
     try:
-        fingerprints = {
-            stage: config_lib.stage_fingerprint(config, stage) for stage in config.stages
-        }
-        done = _check_earlier_work(config, workdir, fingerprints)
         if _is_primary():
             storage.mark_workdir(workdir)
             storage.write_text(workdir / "config.json", config.to_json_best_effort(indent=2))

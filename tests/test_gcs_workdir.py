@@ -210,10 +210,16 @@ def _launch(
 
 
 def _wait(procs, local: Local, name: str, timeout: float = 400) -> None:
-    for i, proc in enumerate(procs):
-        code = proc.wait(timeout=timeout)
-        log = (local.logs / f"{name}.{i}.log").read_text()
-        assert code == 0, f"{name} process {i} exited {code}:\n{log[-4000:]}"
+    """Waits for every process; a failure shows each process's exit code and log tail (the
+    process that failed first is often not the one whose exit code shows it)."""
+    codes = [proc.wait(timeout=timeout) for proc in procs]
+    if any(codes):
+        tails = [
+            f"--- {name} process {i} exited {code}:\n"
+            + (local.logs / f"{name}.{i}.log").read_text()[-3000:]
+            for i, code in enumerate(codes)
+        ]
+        pytest.fail("\n".join(tails), pytrace=False)
 
 
 @pytest.mark.slow

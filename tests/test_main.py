@@ -210,3 +210,36 @@ def _leaves(tree):
     import jax
 
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_every_process_checks_the_workdir_before_process_0_writes(tmp_path, monkeypatch):
+    """Multi-host: a process that checked the workdir after process 0 had taken its lock saw a
+    folder holding only `.lock`, refused it as "not a jina_jax workdir" and died, leaving its
+    peers at a barrier (the CI flake of 1864685). The checks now come before the first sync, and
+    nothing is written before it."""
+    from jina_jax import main as main_module
+    from jina_jax.errors import WorkdirError
+
+    syncs = []
+
+    def first_sync(name):
+        syncs.append((name, workdir.exists()))
+        raise _Stop
+
+    monkeypatch.setattr(main_module, "_sync", first_sync)
+    config = _demo_config()
+    workdir = tmp_path / "foreign"
+    workdir.mkdir()
+    (workdir / "notes.txt").write_text("mine")
+    with pytest.raises(WorkdirError, match="is not empty and is not a jina_jax workdir"):
+        run(config, workdir)
+    assert syncs == []  # refused by the check alone, before any process waits for another
+    workdir = tmp_path / "fresh"
+    with pytest.raises(_Stop):
+        run(config, workdir)
+    assert syncs == [("workdir checked", False)]  # no lock, marker or config.json yet
+    assert not workdir.exists()
