@@ -1,22 +1,32 @@
-"""Data-filter ablation (the v1 paper's table): fine-tune the same model on ONE pair dataset
-prepared four ways — no extra filter, language filter, consistency filter, both — and score
-each run on held-out retrieval and STS.
+"""Data-filter ablation (the v1 paper's table), on a design that can show the effect: a model
+that is not yet an embedding model is fine-tuned on ONE noisy pair dataset prepared several
+ways, with a second arm whose noise is known, over several seeds.
 
-    python -m experiments.ablation_filters --out experiments/results/ablation_filters
-    python -m experiments.ablation_filters --out DIR --dataset python_docs --max-pairs 2000
+    python -m experiments.ablation_filters --out experiments/results/ablation_filters --seeds 3
+
+The backbone (``--backbone mlm``, the default) is the demo's v2 JinaBERT (``configs/demo.py:v2``)
+after its MLM stage alone, run for ``--backbone-steps`` on the starter text: a language model,
+not an embedding model, as the paper fine-tuned. It is trained once (``--out/runs/backbone``) and
+shared by every arm; the seeds vary the fine-tuning (data order). ``--backbone PATH`` fine-tunes
+another model instead (the earlier design: ``all-MiniLM-L6-v2``, itself the filter's model).
 
 The pairs are the starter's RAW extracted pairs of ``--dataset`` (``cache/extract`` of the
 starter build, split exactly as the build splits them, held-out texts removed), before any
-cleaning. Every variant is exactly de-duplicated first (empty and same-side pairs dropped), then:
+cleaning; the default, ``manpages``, is the noisiest source by the consistency filter (the
+table of every source's removals, from the starter build's own filter report, comes first).
+Every arm is exactly de-duplicated first (empty and same-side pairs dropped), then:
 
-- language: ``LanguageFilter`` (py3langid; both sides English);
-- consistency: ``ConsistencyFilter`` with all-MiniLM-L6-v2 through ``jina_jax.encode``: a pair
-  survives if its positive is in the top 2 of all the dataset's positives for its query;
-- both: language, then consistency.
+- natural arms: none, language (``LanguageFilter``, py3langid, both sides English), consistency
+  (``ConsistencyFilter`` with the auxiliary model ``--aux-model``, all-MiniLM-L6-v2, which is not
+  the model trained: a pair survives if its positive is in the top 2 of all the dataset's
+  positives for its query), both (language, then consistency);
+- known-noise arms: the positives of ``--planted-noise`` (30%) of the pairs are swapped among
+  themselves (true pairs, mismatched), then no filter ("mismatched") or the consistency filter
+  ("mismatched + consistency"); the table counts how many planted pairs each keeps.
 
-``--planted-noise F`` additionally swaps the positives of a fraction F of the pairs (a stable
-random choice) before filtering, a known amount of misaligned pairs for the consistency filter
-to find; it is 0 by default and the table says when it is not.
+Every arm trains the same steps, then scores on the held-out sets. Verdicts: a paired bootstrap
+over the queries of all held-out retrieval sets together (``experiments.stats``), each query's
+nDCG@10 averaged over seeds first.
 
 Online the paper's ablation scores Quora, SciFact, TREC-COVID (nDCG@10) and STS12 (Spearman);
 ``--online`` runs those MTEB tasks through ``jina_jax.mteb_adapter`` (needs the hub); offline the
@@ -30,7 +40,7 @@ import dataclasses
 import hashlib
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,17 +48,30 @@ import numpy as np
 from experiments.common import (
     finetune,
     held_out_scores,
+    load_config,
     markdown_table,
     setup,
     write_jsonl,
     write_outputs,
 )
+from experiments.stats import NO, format_mean_std, paired_bootstrap, per_query_matrix
 
 NAME = "ablation_filters"
 VARIANTS = ("none", "language", "consistency", "both")
+MISMATCHED, RECOVERED = "mismatched", "mismatched + consistency"
+ARMS = (*VARIANTS, MISMATCHED, RECOVERED)
 ONLINE_TASKS = ("QuoraRetrieval", "SciFact", "TRECCOVID", "STS12")
-# v1 paper, Table "filter ablation" direction: each filter helps, both help most.
+# v1 paper, filter ablation: each filter helps, both help most.
 PAPER_DIRECTION = "both > consistency, language > none"
+# (B, A, expected direction of B - A, what it tests)
+COMPARISONS = (
+    ("language", "none", "higher", "paper: the language filter helps"),
+    ("consistency", "none", "higher", "paper: the consistency filter helps"),
+    ("both", "none", "higher", "paper: both filters help"),
+    (MISMATCHED, "none", "lower", "known noise: 30% mismatched positives hurt"),
+    (RECOVERED, MISMATCHED, "higher", "known noise: the consistency filter helps against it"),
+    (RECOVERED, "none", "higher", "known noise: filtering recovers the clean score"),
+)
 MAX_CHARS = 20_000
 
 
@@ -76,6 +99,18 @@ def raw_pairs(data_dir: pathlib.Path, dataset: str):
     return records
 
 
+def source_noise(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per source of the starter build's filter report (``manifest.json``'s
+    ``filter_reports``): pairs in, and the % each filter removed, noisiest by consistency first."""
+    by_source: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        row = by_source.setdefault(report["dataset"], {"dataset": report["dataset"]})
+        row.setdefault("pairs", report["n_in"])
+        n_in = report["n_in"]
+        row[report["name"]] = 100.0 * (n_in - report["n_out"]) / n_in if n_in else 0.0
+    return sorted(by_source.values(), key=lambda r: -r.get("consistency", 0.0))
+
+
 def plant_noise(records, fraction: float, seed: int = 0):
     """Swaps the positives of ``fraction`` of the records among themselves (a derangement of
     the chosen ones), returning the new list and the indices made wrong."""
@@ -92,101 +127,158 @@ def plant_noise(records, fraction: float, seed: int = 0):
     return out, chosen.tolist()
 
 
-def filter_variants(records, embedder, *, top_k: int = 2, max_length: int = 128):
-    """{variant: (kept records, [FilterReport, ...])} for the four variants. ``embedder``: the
-    consistency filter's auxiliary embedder (``jina_jax.embedders``; memoised by the caller, so
-    "both" re-uses "consistency"'s vectors)."""
+def filter_arms(records, embedder, *, planted_fraction: float = 0.3, top_k: int = 2):
+    """{arm: (kept records, [FilterReport, ...])} for the natural arms (``VARIANTS``) and the
+    known-noise ones, plus the planted (query, positive) pairs. ``embedder``: the consistency
+    filter's auxiliary embedder (memoised by the caller: "both" and the mismatched arms re-use
+    the vectors of "consistency")."""
     from jina_jax.data import filters
 
-    base, dedup = filters.ExactDedup()(records, dataset="raw")
-    language = filters.LanguageFilter()
-
-    def consistency(rows):
+    def consistency(rows, dataset):
         stage = filters.ConsistencyFilter(
-            embedder=embedder, sample_size=len(rows), top_k=top_k, max_length=max_length
+            embedder=embedder, sample_size=len(rows), top_k=top_k, max_length=128
         )
-        return stage(rows, dataset="raw")
+        return stage(rows, dataset=dataset)
 
+    base, dedup = filters.ExactDedup()(records, dataset="raw")
     out = {"none": (base, [dedup])}
-    by_language, language_report = language(base, dataset="raw")
+    by_language, language_report = filters.LanguageFilter()(base, dataset="raw")
     out["language"] = (by_language, [dedup, language_report])
-    consistent, consistency_report = consistency(base)
+    consistent, consistency_report = consistency(base, "raw")
     out["consistency"] = (consistent, [dedup, consistency_report])
-    both, both_report = consistency(by_language)
+    both, both_report = consistency(by_language, "raw")
     out["both"] = (both, [dedup, language_report, both_report])
+    noisy, chosen = plant_noise(base, planted_fraction)
+    planted = {(noisy[i].query, noisy[i].positive) for i in chosen}
+    noisy_report = filters.FilterReport(
+        "planted mismatches", "mismatched", len(base), len(base), {"swapped": len(chosen)}
+    )
+    out[MISMATCHED] = (noisy, [dedup, noisy_report])
+    recovered, recovered_report = consistency(noisy, "mismatched")
+    out[RECOVERED] = (recovered, [dedup, noisy_report, recovered_report])
+    return out, planted
+
+
+def planted_kept(kept, planted: set) -> int:
+    return sum((r.query, r.positive) in planted for r in kept)
+
+
+def mlm_backbone(out: pathlib.Path, *, steps: int, data_dir: pathlib.Path) -> pathlib.Path:
+    """The demo's v2 JinaBERT after its MLM stage alone (``configs/demo.py:v2``, ``steps``
+    steps on the starter text): ``out/mlm``, reused when it is complete."""
+    from jina_jax.main import run
+
+    config = load_config("configs/demo.py:v2")
+    config.stages = ("mlm",)
+    config.mlm.steps = steps
+    config.mlm.checkpoint.every = steps
+    config.data.dir = str(data_dir.absolute())
+    config.data.build_starter = False
+    config.lock()
+    run(config, out)
+    return out / "mlm"
+
+
+def arm_rows(
+    arms: Mapping[str, tuple[list, list]],
+    planted: set,
+    n_records: int,
+    seed_scores: Mapping[str, Sequence[Mapping[str, float]]],
+    columns: Sequence[str],
+) -> list[list[Any]]:
+    """One table row per arm: training pairs, % removed, planted pairs kept, then per column
+    and for the mean of the columns, mean ± std over seeds."""
+    rows = []
+    for arm, (kept, _) in arms.items():
+        if arm not in seed_scores:
+            continue
+        runs = seed_scores[arm]
+        known = arm in (MISMATCHED, RECOVERED)
+        rows.append(
+            [
+                arm,
+                len(kept),
+                f"{100 * (1 - len(kept) / n_records):.1f}",
+                f"{planted_kept(kept, planted)} of {len(planted)}" if known else "-",
+                *(format_mean_std([s[c] for s in runs]) for c in columns),
+                format_mean_std([float(np.mean([s[c] for c in columns])) for s in runs]),
+            ]
+        )
+    return rows
+
+
+def comparisons(per_query: Mapping[str, Sequence[Mapping[str, float]]]) -> list[dict[str, Any]]:
+    """The ``COMPARISONS`` whose arms both ran: B - A in nDCG@10 x100 over the pooled held-out
+    queries (seeds averaged per query), its 95% interval and the verdict."""
+    out = []
+    for b, a, expected, what in COMPARISONS:
+        if a not in per_query or b not in per_query:
+            continue
+        queries, a_scores = per_query_matrix(per_query[a])
+        _, b_scores = per_query_matrix(per_query[b], queries)
+        result = paired_bootstrap(a_scores, b_scores, expected=expected)
+        verdict = result.verdict
+        if (b, a) == (RECOVERED, "none"):  # recovered unless significantly below the clean arm
+            verdict = "no" if result.verdict == NO else f"yes ({result.verdict})"
+        out.append(
+            {
+                "comparison": f"{b} vs {a}",
+                "what": what,
+                "expected": expected,
+                "difference": result.difference,
+                "low": result.low,
+                "high": result.high,
+                "verdict": verdict,
+                "queries": result.queries,
+                "seeds": result.seeds,
+            }
+        )
     return out
 
 
-def make_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    headers = ["filters", "training pairs", "% removed", *columns, "mean"]
-    table = []
-    for row in rows:
-        scores = [row["scores"][c] for c in columns]
-        removed = row.get("percent_removed")
-        table.append(
+def comparison_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    return markdown_table(
+        ["comparison", "what it tests", "B - A, nDCG@10 x100 [95% CI]", "same direction?"],
+        [
             [
-                row["variant"],
-                row.get("pairs", "-"),
-                "-" if removed is None else f"{removed:.1f}",
-                *scores,
-                float(np.mean(scores)),
+                r["comparison"],
+                r["what"],
+                f"{r['difference']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]",
+                r["verdict"],
             ]
-        )
-    return markdown_table(headers, table)
+            for r in rows
+        ],
+    )
 
 
-def direction(rows: Sequence[dict[str, Any]]) -> str:
-    """Whether the mean score orders the variants as in the paper (filters help)."""
-    mean = {r["variant"]: float(np.mean(list(r["scores"].values()))) for r in rows}
-    if not all(v in mean for v in VARIANTS):
-        return "not all four variants ran"
-    helps = {v: mean[v] - mean["none"] for v in ("language", "consistency", "both")}
-    verdict = "matches" if all(d > 0 for d in helps.values()) else "does not match"
-    parts = ", ".join(f"{v} {d:+.2f}" for v, d in helps.items())
-    return f"Mean score vs no filter: {parts} -> {verdict} the paper's direction (filters help)."
-
-
-def caveats(args, variants) -> list[str]:
-    """What limits the comparison, so a reader does not over-read small differences."""
-    lines = [
-        "Caveats: every variant trains for the same few steps, so a filter that removes pairs "
-        "only changes which pairs are seen; differences under about 1 point are within what a "
-        "rerun with an insignificant change (one over-long text cut) moved the no-filter row."
-    ]
-    if args.model == args.aux_model:
-        lines.append(
-            "The consistency filter's auxiliary model is the model being fine-tuned: it keeps "
-            "exactly the pairs that model already ranks right, which carry the least new signal "
-            "for it (the paper filtered data for a different model)."
-        )
-    removed = {
-        reason: n
-        for report in variants["language"][1]
-        for reason, n in report.removed_by_reason.items()
-        if report.name == "language"
-    }
-    if removed:
-        lines.append(
-            "The language filter (py3langid) removed "
-            + ", ".join(f"{n} ({reason})" for reason, n in removed.items())
-            + "; read them in data/none.jsonl vs data/language.jsonl: on technical text such as "
-            "man page summaries these are mostly English phrases misidentified."
-        )
-    return lines
+def removal_note(planted: set, arms: Mapping[str, tuple[list, list]]) -> str:
+    removed = len(planted) - planted_kept(arms[RECOVERED][0], planted)
+    share = removed / len(planted) if planted else 0.0
+    verdict = "meets" if share >= 0.8 else "misses"
+    return (
+        f"The consistency filter removed {removed} of the {len(planted)} planted mismatches "
+        f"({100 * share:.1f}%; {verdict} the >= 80% target); it also removed "
+        f"{len(arms[MISMATCHED][0]) - len(arms[RECOVERED][0]) - removed} of the other pairs."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m experiments.{NAME}", description=__doc__)
     parser.add_argument("--out", type=pathlib.Path, required=True)
-    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model to fine-tune")
+    parser.add_argument(
+        "--backbone", default="mlm", help="'mlm' (the demo's MLM-only JinaBERT) or a model"
+    )
+    parser.add_argument("--backbone-steps", type=int, default=600, help="MLM steps (mlm)")
     parser.add_argument("--aux-model", default="all-MiniLM-L6-v2", help="consistency filter")
     parser.add_argument("--dataset", default="manpages", help="one starter pair dataset")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--max-pairs", type=int, default=2000, help="stable sample of raw pairs")
-    parser.add_argument("--planted-noise", type=float, default=0.0)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--planted-noise", type=float, default=0.3)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--query-max-length", type=int, default=32)
     parser.add_argument("--passage-max-length", type=int, default=64)
     parser.add_argument("--retrieval-sets", default="manpages,python_faq,debian_faq")
@@ -201,101 +293,186 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jina_jax.data import filters
     from jina_jax.data.hashing import stable_sample
     from jina_jax.data.starter import MemoEmbedder
+    from jina_jax.data.starter.cache import read_json
     from jina_jax.evaluators.common import data_dir_or_default
     from jina_jax.loading import load_embedder
 
-    data_dir = data_dir_or_default(args.data_dir)
+    data_dir = pathlib.Path(data_dir_or_default(args.data_dir))
+    arm_names = [a for a in args.arms.split(",") if a]
+    unknown = sorted(set(arm_names) - set(ARMS))
+    if unknown:
+        parser.error(f"--arms: unknown {unknown}; known: {', '.join(ARMS)}")
+    noise = source_noise(read_json(data_dir / "manifest.json").get("filter_reports", []))
     records = raw_pairs(data_dir, args.dataset)
     n_raw = len(records)
     keep = stable_sample([r.query + "\0" + r.positive for r in records], args.max_pairs, "ablation")
     records = [records[i] for i in keep]
-    planted: list[int] = []
-    if args.planted_noise:
-        records, planted = plant_noise(records, args.planted_noise)
     print(f"{args.dataset}: {n_raw} raw pairs, {len(records)} used", flush=True)
 
     embedder = MemoEmbedder(load_embedder(args.aux_model, batch_size=64, max_length=128))
-    variants = filter_variants(records, embedder)
-    print(filters.format_filter_report(r for _, reports in variants.values() for r in reports))
+    arms, planted = filter_arms(records, embedder, planted_fraction=args.planted_noise)
+    print(filters.format_filter_report(r for _, reports in arms.values() for r in reports[1:]))
 
+    if args.backbone == "mlm":
+        backbone = str(
+            mlm_backbone(
+                args.out / "runs" / f"backbone-{args.backbone_steps}",
+                steps=args.backbone_steps,
+                data_dir=data_dir,
+            )
+        )
+    else:
+        backbone = args.backbone
     retrieval_sets = [s for s in args.retrieval_sets.split(",") if s]
     columns = [f"retrieval:{s}" for s in retrieval_sets] + ["sts:lee_sts"]
 
-    def scores(model) -> dict[str, float]:
+    def scores(model, per_query: dict | None = None) -> dict[str, float]:
         return held_out_scores(
             model,
             data_dir=data_dir,
             retrieval_sets=retrieval_sets,
             max_length=args.eval_max_length,
             max_queries=args.max_queries,
+            per_query=per_query,
         )
 
-    rows = [{"variant": "no fine-tuning", "scores": scores(jina_jax.load_model(args.model))}]
-    print(f"[no fine-tuning] {rows[0]['scores']}", flush=True)
-    for variant in VARIANTS:
-        kept, reports = variants[variant]
-        path = args.out / "data" / f"{variant}.jsonl"
-        # Training reads at most passage_max_length tokens; the readers skip lines over 100k
-        # characters (one man page has 160k), so long texts are cut here rather than lost.
-        write_jsonl(path, ([r.query[:MAX_CHARS], r.positive[:MAX_CHARS]] for r in kept))
-        # The run folder is named by the data's hash: a rerun reuses a finished run only when
-        # it would train on the same pairs (the consistency filter's ranks can flip at ties).
-        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
-        stage_dir = finetune(
-            args.out / "runs" / f"{variant}-{digest}",
-            init_from=args.model,
-            stage="pairs",
-            datasets={args.dataset: str(path.absolute())},
-            steps=args.steps,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            query_max_length=args.query_max_length,
-            passage_max_length=args.passage_max_length,
-            data_dir=data_dir,
-        )
-        row = {
-            "variant": variant,
-            "pairs": len(kept),
-            "percent_removed": 100 * (1 - len(kept) / len(records)),
-            "planted_left": len(set(map(id, kept)) & {id(records[i]) for i in planted}),
-            "model_dir": str(stage_dir),
-            "reports": [dataclasses.asdict(r) for r in reports],
-            "scores": scores(jina_jax.load_model(stage_dir)),
-        }
-        print(f"[{variant}] {row['pairs']} pairs: {row['scores']}", flush=True)
-        rows.append(row)
+    before = scores(jina_jax.load_model(backbone))
+    print(f"[backbone, no fine-tuning] {before}", flush=True)
+    seed_scores: dict[str, list[dict[str, float]]] = {}
+    seed_queries: dict[str, list[dict[str, float]]] = {}
+    model_dirs: dict[str, list[str]] = {}
+    for seed in range(args.seeds):
+        for arm in arm_names:
+            kept, _ = arms[arm]
+            slug = arm.replace(" + ", "+")
+            path = args.out / "data" / f"{slug}.jsonl"
+            # Training reads at most passage_max_length tokens; the readers skip lines over 100k
+            # characters (one man page has 160k), so long texts are cut here rather than lost.
+            write_jsonl(path, ([r.query[:MAX_CHARS], r.positive[:MAX_CHARS]] for r in kept))
+            # The run folder is named by the data's hash: a rerun reuses a finished run only
+            # when it would train on the same pairs (the consistency filter's ranks can flip at
+            # ties).
+            digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
+            stage_dir = finetune(
+                args.out / "runs" / f"{slug}-{digest}-seed{seed}",
+                init_from=backbone,
+                stage="pairs",
+                datasets={args.dataset: str(path.absolute())},
+                steps=args.steps,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                query_max_length=args.query_max_length,
+                passage_max_length=args.passage_max_length,
+                data_dir=data_dir,
+                seed=seed,
+            )
+            per_query: dict[str, float] = {}
+            result = scores(jina_jax.load_model(stage_dir), per_query)
+            seed_scores.setdefault(arm, []).append(result)
+            seed_queries.setdefault(arm, []).append(per_query)
+            model_dirs.setdefault(arm, []).append(str(stage_dir))
+            print(f"[{arm} seed {seed}] {len(kept)} pairs: {result}", flush=True)
 
-    online_note = f"Online tasks (--online; need the hub): {', '.join(ONLINE_TASKS)}."
+    online: dict[str, Any] = {}
+    online_note = "Offline: would also run " + ", ".join(ONLINE_TASKS) + " with --online."
     if args.online:
         from experiments.mteb_table import run_online_tasks
 
-        for row in rows[1:]:
-            model = jina_jax.load_model(row["model_dir"])
-            row["online"] = run_online_tasks(model, ONLINE_TASKS)
-    else:
-        online_note = "Offline: would also run " + ", ".join(ONLINE_TASKS) + " with --online."
+        online_note = f"Online tasks: {', '.join(ONLINE_TASKS)} (first seed's models)."
+        for arm, dirs in model_dirs.items():
+            online[arm] = run_online_tasks(jina_jax.load_model(dirs[0]), ONLINE_TASKS)
 
-    table = make_table(rows, columns)
-    noise = (
-        f" {len(planted)} pairs ({args.planted_noise:.0%}) had planted swapped positives; "
-        "'planted_left' in results.json counts those each variant kept."
-        if planted
-        else " No planted noise: the filters judge the real raw pairs."
+    headers = ["arm", "training pairs", "% removed", "planted kept"]
+    table = markdown_table(
+        [*headers, *columns, "mean"],
+        [
+            ["backbone, no fine-tuning", "-", "-", "-", *(before[c] for c in columns)]
+            + [float(np.mean([before[c] for c in columns]))],
+            *arm_rows(arms, planted, len(records), seed_scores, columns),
+        ],
     )
+    compared = comparisons(seed_queries)
+    noise_table = markdown_table(
+        ["starter source", "pairs in", "% removed: exact dedup", "near dedup", "language"]
+        + ["consistency"],
+        [
+            [r["dataset"], r.get("pairs")]
+            + [r.get(k) for k in ("exact_dedup", "near_dedup", "language", "consistency")]
+            for r in noise
+        ],
+        digits=1,
+    )
+    backbone_text = (
+        f"the demo's v2 JinaBERT after {args.backbone_steps} MLM steps alone "
+        "(configs/demo.py:v2, not an embedding model)"
+        if args.backbone == "mlm"
+        else args.backbone
+    )
+    paper_agrees = [r for r in compared if r["comparison"].split(" vs ")[0] in VARIANTS]
     notes = [
-        f"Fine-tuned {args.model} (pairs stage, InfoNCE, {args.steps} steps x {args.batch_size}, "
-        f"lr {args.lr}) on starter `{args.dataset}`: {n_raw} raw pairs, a stable sample of "
-        f"{len(records)}, exact-deduplicated, then filtered.{noise} Scores x100: nDCG@10 on the "
-        "held-out starter retrieval sets, Spearman on Lee 2005 STS.",
-        f"Paper direction: {PAPER_DIRECTION}.",
-        direction(rows[1:]),
-        *caveats(args, variants),
+        "",
+        f"Fine-tuned {backbone_text}: pairs stage, InfoNCE over the batch, {args.steps} steps x "
+        f"{args.batch_size}, lr {args.lr}, {args.seeds} seeds (data order) per arm, on starter "
+        f"`{args.dataset}`: {n_raw} raw pairs, a stable sample of {len(records)}, exactly "
+        f"de-duplicated, then filtered. Consistency filter: {args.aux_model} (top 2 of all the "
+        "dataset's positives). Scores x100, mean ± std over seeds: nDCG@10 on the held-out "
+        "starter retrieval sets, Spearman on Lee 2005 STS.",
+        "",
+        "Comparisons: paired bootstrap over the "
+        + (f"{compared[0]['queries']} " if compared else "")
+        + "held-out retrieval queries of all sets (10,000 resamples; each query's nDCG@10 "
+        "averaged over seeds); 'yes' when the 95% interval lies on the expected side of 0.",
+        "",
+        comparison_table(compared),
+        "",
+        f"Paper direction: {PAPER_DIRECTION}. Natural arms here: "
+        + (
+            "; ".join(f"{r['comparison']}: {r['verdict']}" for r in paper_agrees)
+            if paper_agrees
+            else "not run"
+        )
+        + ".",
+    ]
+    if MISMATCHED in arms and planted:
+        notes.append(removal_note(planted, arms))
+    notes += [
+        "",
+        f"Noise of the starter sources, measured by the starter build's own filters ({data_dir}"
+        "/manifest.json; % of each filter's input removed), noisiest by consistency first:",
+        "",
+        noise_table,
+        "",
         online_note,
     ]
     config = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
     config["online_tasks"] = list(ONLINE_TASKS)
+    results = {
+        "backbone": backbone,
+        "before": before,
+        "arms": {
+            arm: {
+                "pairs": len(arms[arm][0]),
+                "planted_kept": planted_kept(arms[arm][0], planted),
+                "reports": [dataclasses.asdict(r) for r in arms[arm][1]],
+                "scores": seed_scores.get(arm, []),
+                "model_dirs": model_dirs.get(arm, []),
+                "online": online.get(arm),
+            }
+            for arm in arm_names
+        },
+        "planted": len(planted),
+        "comparisons": compared,
+        "source_noise": noise,
+        "per_query_ndcg_at_10": seed_queries,
+    }
     write_outputs(
-        args.out, name=NAME, table=table, config=config, results=rows, started=started, notes=notes
+        args.out,
+        name=NAME,
+        table=table,
+        config=config,
+        results=results,
+        started=started,
+        notes=notes,
     )
     return 0
 

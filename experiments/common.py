@@ -116,9 +116,11 @@ def held_out_scores(
     sts: bool = True,
     max_length: int | None = None,
     max_queries: int | None = None,
+    per_query: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """nDCG@10 on each held-out retrieval set (``retrieval:<name>``) and Lee Spearman
-    (``sts:lee_sts``), both x100."""
+    (``sts:lee_sts``), both x100. ``per_query``, when given, is filled with every query's
+    nDCG@10 x100 as ``"<set>/<query id>"`` (the queries of all sets, for a paired bootstrap)."""
     from jina_jax.evaluators import run_evaluator
 
     data_dir = str(data_dir_or_default(data_dir))
@@ -131,8 +133,12 @@ def held_out_scores(
             data_dir=data_dir,
             max_length=max_length,
             max_queries=max_queries,
+            per_query=per_query is not None,
         )
         scores[f"retrieval:{name}"] = 100 * metrics["ndcg_at_10"]
+        if per_query is not None:
+            for query, value in metrics["per_query_ndcg_at_10"].items():
+                per_query[f"{name}/{query}"] = 100 * value
     if sts:
         metrics = run_evaluator("sts", model, dataset="lee_sts", data_dir=data_dir)
         scores["sts:lee_sts"] = 100 * metrics["spearman"]
@@ -192,6 +198,25 @@ def finetune(
     config.lock()
     run(config, workdir)
     return workdir / stage
+
+
+def load_config(spec: str):
+    """The ConfigDict of a config file, ``path.py[:arg]`` (relative paths from the repository),
+    unlocked for the experiment to change."""
+    import importlib.util
+
+    path, _, arg = spec.partition(":")
+    file = pathlib.Path(path)
+    if not file.is_absolute() and not file.exists():
+        file = REPO / file
+    loader = importlib.util.spec_from_file_location(f"config_{file.stem}", file)
+    if loader is None or not file.is_file():
+        raise FileNotFoundError(f"no config file {file}")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    config = module.get_config(arg or None)
+    config.unlock()
+    return config
 
 
 def write_jsonl(path: pathlib.Path, rows) -> int:

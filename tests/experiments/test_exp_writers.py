@@ -74,7 +74,7 @@ class BagOfWordsEmbedder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
-def test_ablation_variants_and_table():
+def test_ablation_arms_table_and_comparisons():
     records = [
         PairRecord(f"how to copy file number {i}", f"copy the file number {i} to a directory")
         for i in range(8)
@@ -88,33 +88,73 @@ def test_ablation_variants_and_table():
     noisy, planted = ablation_filters.plant_noise(records[:8], 0.5, seed=1)
     assert len(planted) == 4
     assert all(noisy[i].positive != records[i].positive for i in planted)
-    variants = ablation_filters.filter_variants(records, BagOfWordsEmbedder())
-    assert len(variants["none"][0]) == 9  # the duplicate is gone in every variant
-    assert len(variants["language"][0]) == 8  # the German pair is gone
-    assert len(variants["both"][0]) <= len(variants["language"][0])
-    rows = [
-        {"variant": "no fine-tuning", "scores": {"a": 50.0, "b": 60.0}},
-        *(
-            {
-                "variant": v,
-                "pairs": len(variants[v][0]),
-                "percent_removed": 10.0,
-                "scores": {"a": 50.0 + i, "b": 60.0 + i},
-            }
-            for i, v in enumerate(ablation_filters.VARIANTS)
-        ),
-    ]
-    table = ablation_filters.make_table(rows, ["a", "b"])
-    assert "| both | 8 | 10.0 | 53.00 | 63.00 | 58.00 |" in table
-    assert "| no fine-tuning | - | - | 50.00 | 60.00 | 55.00 |" in table
-    assert "matches" in ablation_filters.direction(rows[1:])
-    import argparse
+    assert sorted(r.positive for r in noisy) == sorted(r.positive for r in records[:8])
+    arms, swapped = ablation_filters.filter_arms(
+        records, BagOfWordsEmbedder(), planted_fraction=0.5, top_k=1
+    )
+    assert len(arms["none"][0]) == 9  # the duplicate is gone in every arm
+    assert len(arms["language"][0]) == 8  # the German pair is gone
+    assert len(arms["both"][0]) <= len(arms["language"][0])
+    assert len(swapped) == 4 and len(arms["mismatched"][0]) == 9
+    assert ablation_filters.planted_kept(arms["mismatched"][0], swapped) == 4
+    # Numbered pairs: a swapped positive names another number, so bag-of-words ranks the
+    # query's own (now elsewhere) positive first, and the filter (top 1) drops every planted
+    # pair and keeps the others.
+    assert ablation_filters.planted_kept(arms["mismatched + consistency"][0], swapped) == 0
+    assert len(arms["mismatched + consistency"][0]) == 9 - 4
+    note = ablation_filters.removal_note(swapped, arms)
+    assert "removed 4 of the 4 planted mismatches (100.0%; meets" in note
 
-    notes = ablation_filters.caveats(argparse.Namespace(model="m", aux_model="m"), variants)
-    assert any("auxiliary model is the model being fine-tuned" in n for n in notes)
-    assert any("removed 1 (not en (both sides))" in n for n in notes)
-    rows[2]["scores"] = {"a": 0.0, "b": 0.0}
-    assert "does not match" in ablation_filters.direction(rows[1:])
+    columns = ["a", "b"]
+    seed_scores = {
+        "none": [{"a": 50.0, "b": 60.0}, {"a": 52.0, "b": 62.0}],
+        "both": [{"a": 53.0, "b": 63.0}, {"a": 53.0, "b": 63.0}],
+    }
+    rows = ablation_filters.arm_rows(arms, swapped, 10, seed_scores, columns)
+    # none: 9 of 10 kept; a = mean(50, 52) ± std (ddof=1) = 51.0 ± 1.4; mean column 56.0 ± 1.4
+    assert rows[0] == ["none", 9, "10.0", "-", "51.0 ± 1.4", "61.0 ± 1.4", "56.0 ± 1.4"]
+    assert rows[1][0] == "both" and rows[1][4:] == ["53.0 ± 0.0", "63.0 ± 0.0", "58.0 ± 0.0"]
+
+    # Arm B a constant 2 points above A on every query: the interval is [2, 2] -> "yes"; the
+    # mismatched arm 5 below: expected lower -> "yes"; recovery at exactly the clean score:
+    # "yes (within noise)".
+    queries = {f"s/{i}": float(i) for i in range(20)}
+    shifted = {q: v + 2.0 for q, v in queries.items()}
+    lower = {q: v - 5.0 for q, v in queries.items()}
+    per_query = {
+        "none": [queries, queries],
+        "both": [shifted, shifted],
+        "mismatched": [lower, lower],
+        "mismatched + consistency": [queries, queries],
+    }
+    compared = {r["comparison"]: r for r in ablation_filters.comparisons(per_query)}
+    assert set(compared) == {
+        "both vs none",
+        "mismatched vs none",
+        "mismatched + consistency vs mismatched",
+        "mismatched + consistency vs none",
+    }
+    both = compared["both vs none"]
+    assert (both["difference"], both["low"], both["high"], both["verdict"]) == (
+        2.0,
+        2.0,
+        2.0,
+        "yes",
+    )
+    assert compared["mismatched vs none"]["verdict"] == "yes"
+    assert compared["mismatched + consistency vs mismatched"]["difference"] == 5.0
+    assert compared["mismatched + consistency vs none"]["verdict"] == "yes (within noise)"
+    table = ablation_filters.comparison_table(list(compared.values()))
+    assert "| both vs none | paper: both filters help | +2.00 [+2.00, +2.00] | yes |" in table
+
+    reports = [
+        {"name": "exact_dedup", "dataset": "x", "n_in": 100, "n_out": 90},
+        {"name": "consistency", "dataset": "x", "n_in": 90, "n_out": 81},
+        {"name": "consistency", "dataset": "y", "n_in": 50, "n_out": 25},
+    ]
+    noise = ablation_filters.source_noise(reports)
+    assert [r["dataset"] for r in noise] == ["y", "x"]  # noisiest by consistency first
+    assert noise[1] == {"dataset": "x", "pairs": 100, "exact_dedup": 10.0, "consistency": 10.0}
 
 
 def test_sequence_length_set_table_and_plot(tmp_path):
