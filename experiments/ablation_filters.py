@@ -12,8 +12,9 @@ another model instead (the earlier design: ``all-MiniLM-L6-v2``, itself the filt
 
 The pairs are the starter's RAW extracted pairs of ``--dataset`` (``cache/extract`` of the
 starter build, split exactly as the build splits them, held-out texts removed), before any
-cleaning; the default, ``manpages``, is the noisiest source by the consistency filter (the
-table of every source's removals, from the starter build's own filter report, comes first).
+cleaning; the default is the noisiest pair source by the consistency filter's share of the
+pairs it judged, from the starter build's own filter report (its table of every source is
+printed too).
 Every arm is exactly de-duplicated first (empty and same-side pairs dropped), then:
 
 - natural arms: none, language (``LanguageFilter``, py3langid, both sides English), consistency
@@ -39,6 +40,7 @@ import argparse
 import dataclasses
 import hashlib
 import pathlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -101,13 +103,16 @@ def raw_pairs(data_dir: pathlib.Path, dataset: str):
 
 def source_noise(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per source of the starter build's filter report (``manifest.json``'s
-    ``filter_reports``): pairs in, and the % each filter removed, noisiest by consistency first."""
+    ``filter_reports``): pairs in, and the % each filter removed, noisiest by consistency first.
+    A consistency filter that judged only a sample ("judged 500 of 856" in its note) removed
+    that share of the sample, not of its input."""
     by_source: dict[str, dict[str, Any]] = {}
     for report in reports:
         row = by_source.setdefault(report["dataset"], {"dataset": report["dataset"]})
         row.setdefault("pairs", report["n_in"])
-        n_in = report["n_in"]
-        row[report["name"]] = 100.0 * (n_in - report["n_out"]) / n_in if n_in else 0.0
+        judged = re.match(r"judged (\d+) of \d+", report.get("note", ""))
+        n_in = int(judged.group(1)) if judged else report["n_in"]
+        row[report["name"]] = 100.0 * (report["n_in"] - report["n_out"]) / n_in if n_in else 0.0
     return sorted(by_source.values(), key=lambda r: -r.get("consistency", 0.0))
 
 
@@ -268,9 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--backbone", default="mlm", help="'mlm' (the demo's MLM-only JinaBERT) or a model"
     )
-    parser.add_argument("--backbone-steps", type=int, default=600, help="MLM steps (mlm)")
+    parser.add_argument("--backbone-steps", type=int, default=300, help="MLM steps (mlm)")
     parser.add_argument("--aux-model", default="all-MiniLM-L6-v2", help="consistency filter")
-    parser.add_argument("--dataset", default="manpages", help="one starter pair dataset")
+    parser.add_argument(
+        "--dataset", default="python_docs", help="one starter pair dataset, or 'noisiest'"
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--max-pairs", type=int, default=2000, help="stable sample of raw pairs")
     parser.add_argument("--planted-noise", type=float, default=0.3)
@@ -303,6 +310,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"--arms: unknown {unknown}; known: {', '.join(ARMS)}")
     noise = source_noise(read_json(data_dir / "manifest.json").get("filter_reports", []))
+    if args.dataset == "noisiest":  # by the consistency filter, among the pair datasets
+        counts = read_json(data_dir / "manifest.json").get("counts", {})
+        pair_sets = {
+            name.removeprefix("train/pairs/").removesuffix(".jsonl.gz")
+            for name in counts
+            if name.startswith("train/pairs/")
+        }
+        args.dataset = next(r["dataset"] for r in noise if r["dataset"] in pair_sets)
     records = raw_pairs(data_dir, args.dataset)
     n_raw = len(records)
     keep = stable_sample([r.query + "\0" + r.positive for r in records], args.max_pairs, "ablation")
@@ -438,7 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes += [
         "",
         f"Noise of the starter sources, measured by the starter build's own filters ({data_dir}"
-        "/manifest.json; % of each filter's input removed), noisiest by consistency first:",
+        "/manifest.json; % of each filter's input removed; consistency: of the pairs it judged), "
+        "noisiest by consistency first:",
         "",
         noise_table,
         "",

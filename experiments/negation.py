@@ -15,6 +15,7 @@ at a small learning rate keep the retrieval score where it was.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import re
 import time
@@ -29,22 +30,34 @@ from experiments.common import (
     setup,
     write_outputs,
 )
+from experiments.stats import NO, format_mean_std, paired_bootstrap, per_query_matrix
 
 NAME = "negation"
 PAPER = {"all-MiniLM-L6-v2": {"easy": (8.0, 5.0)}}  # the paper's easy error rates, %
 
 
-def negation_errors(model, data_dir: str | None, max_length: int | None) -> dict[str, float]:
+def negation_errors(
+    model, data_dir: str | None, max_length: int | None, per_triplet: bool = False
+) -> dict[str, Any]:
+    """Easy / hard error in %, and with ``per_triplet`` each triplet's hard error (0/1)."""
     from jina_jax.evaluators import run_evaluator
 
     metrics = run_evaluator(
-        "negation", model, dataset="test", data_dir=data_dir, max_length=max_length
+        "negation",
+        model,
+        dataset="test",
+        data_dir=data_dir,
+        max_length=max_length,
+        per_triplet=per_triplet,
     )
-    return {
+    out = {
         "easy_error": 100 * metrics["easy_error_rate"],
         "hard_error": 100 * metrics["hard_error_rate"],
         "num_triplets": metrics["num_triplets"],
     }
+    if per_triplet:
+        out["per_triplet_hard_error"] = metrics["per_triplet_hard_error"]
+    return out
 
 
 def mean(values) -> float:
@@ -54,7 +67,7 @@ def mean(values) -> float:
 
 def make_table(rows: Sequence[dict[str, Any]], retrieval_sets: Sequence[str]) -> str:
     """One row per model: easy/hard error before -> after, mean nDCG@10 before -> after, and
-    each retrieval set."""
+    each retrieval set; "after" is mean ± std over the fine-tuning seeds (``row["afters"]``)."""
     headers = [
         "model",
         "easy err. before",
@@ -66,23 +79,23 @@ def make_table(rows: Sequence[dict[str, Any]], retrieval_sets: Sequence[str]) ->
         "change",
     ]
     headers += [f"{name} before / after" for name in retrieval_sets]
+    keys = [f"retrieval:{name}" for name in retrieval_sets]
     table = []
     for row in rows:
-        before, after = row["before"], row["after"]
-        keys = [f"retrieval:{name}" for name in retrieval_sets]
+        before, afters = row["before"], row["afters"]
         mean_before = mean(before[k] for k in keys)
-        mean_after = mean(after[k] for k in keys)
+        means_after = [mean(after[k] for k in keys) for after in afters]
         table.append(
             [
                 row["model"],
                 before["easy_error"],
-                after["easy_error"],
+                format_mean_std([a["easy_error"] for a in afters], 2),
                 before["hard_error"],
-                after["hard_error"],
+                format_mean_std([a["hard_error"] for a in afters], 2),
                 mean_before,
-                mean_after,
-                f"{mean_after - mean_before:+.2f}",
-                *(f"{before[k]:.2f} / {after[k]:.2f}" for k in keys),
+                format_mean_std(means_after, 2),
+                f"{mean(means_after) - mean_before:+.2f}",
+                *(f"{before[k]:.2f} / {format_mean_std([a[k] for a in afters], 2)}" for k in keys),
             ]
         )
     return markdown_table(headers, table)
@@ -91,24 +104,81 @@ def make_table(rows: Sequence[dict[str, Any]], retrieval_sets: Sequence[str]) ->
 def check(
     rows: Sequence[dict[str, Any]], retrieval_sets: Sequence[str], max_drop: float
 ) -> list[str]:
-    """Lines saying whether fine-tuning lowered the hard error and kept retrieval: the mean and
-    every set within ``max_drop`` nDCG@10 points."""
+    """Lines saying whether fine-tuning lowered the hard error and kept retrieval: the mean over
+    seeds, on the mean of the sets and on every set, within ``max_drop`` nDCG@10 points."""
     lines = []
+    keys = [f"retrieval:{name}" for name in retrieval_sets]
     for row in rows:
-        keys = [f"retrieval:{name}" for name in retrieval_sets]
-        drops = {k: row["before"][k] - row["after"][k] for k in keys}
+        afters = row["afters"]
+        after = {k: mean(a[k] for a in afters) for k in [*keys, "hard_error"]}
+        drops = {k: row["before"][k] - after[k] for k in keys}
         mean_drop = mean(drops.values())
         worst = max(drops, key=drops.get)
         kept = mean_drop <= max_drop and drops[worst] <= max_drop
-        hard = row["after"]["hard_error"] < row["before"]["hard_error"]
+        hard = after["hard_error"] < row["before"]["hard_error"]
         lines.append(
             f"- {row['model']}: hard-negation error {'fell' if hard else 'did NOT fall'} "
-            f"({row['before']['hard_error']:.1f}% -> {row['after']['hard_error']:.1f}%); "
-            f"mean held-out nDCG@10 changed by {-mean_drop:+.2f} points, the largest single-set "
-            f"change {-drops[worst]:+.2f} ({worst.removeprefix('retrieval:')}): "
+            f"({row['before']['hard_error']:.1f}% -> {after['hard_error']:.1f}%, mean of "
+            f"{len(afters)} seeds); mean held-out nDCG@10 changed by {-mean_drop:+.2f} points, "
+            f"the largest single-set change {-drops[worst]:+.2f} "
+            f"({worst.removeprefix('retrieval:')}): "
             f"{'within' if kept else 'OUTSIDE'} the {max_drop}-point budget."
         )
     return lines
+
+
+def comparisons(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """After (seeds averaged per item) against before, paired bootstrap: the hard error over
+    the test triplets (the paper's direction: lower) and nDCG@10 over the pooled held-out
+    retrieval queries (kept unless significantly lower)."""
+    hard = paired_bootstrap(
+        [row["before"]["per_triplet_hard_error"]],
+        [a["per_triplet_hard_error"] for a in row["afters"]],
+        expected="lower",
+    )
+    queries, before = per_query_matrix([row["before_queries"]])
+    _, after = per_query_matrix(row["after_queries"], queries)
+    retrieval = paired_bootstrap(before, after, expected="higher")
+    kept = "no" if retrieval.verdict == NO else f"yes ({retrieval.verdict})"
+    return [
+        {
+            "model": row["model"],
+            "comparison": "hard-negation error, after - before (x100: points of %)",
+            "paper": "lower (v1: fine-tuning on negation triplets lowers the error)",
+            **vars(
+                dataclasses.replace(
+                    hard, difference=100 * hard.difference, low=100 * hard.low, high=100 * hard.high
+                )
+            ),
+        },
+        {
+            "model": row["model"],
+            "comparison": "held-out nDCG@10 x100, after - before",
+            "paper": "not lower (retrieval kept)",
+            **vars(retrieval),
+            "verdict": kept,
+        },
+    ]
+
+
+def comparison_table(compared: Sequence[dict[str, Any]]) -> str:
+    return markdown_table(
+        ["model", "comparison", "paper / goal", "difference [95% CI]", "same direction?"],
+        [
+            [
+                c["model"],
+                c["comparison"],
+                c["paper"],
+                f"{c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]",
+                c["verdict"],
+            ]
+            for c in compared
+        ],
+    )
+
+
+def short(scores: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in scores.items() if not k.startswith("per_")}
 
 
 def slug(model: str) -> str:
@@ -120,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=pathlib.Path, required=True)
     parser.add_argument("--models", default="all-MiniLM-L6-v2", help="comma-separated")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seeds", type=int, default=3, help="fine-tuning runs per model")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -143,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for name in [m for m in args.models.split(",") if m]:
 
-        def scores(model) -> dict[str, float]:
-            out = negation_errors(model, args.data_dir, args.eval_max_length)
+        def scores(model, per_query: dict) -> dict[str, Any]:
+            out = negation_errors(model, args.data_dir, args.eval_max_length, per_triplet=True)
             out |= held_out_scores(
                 model,
                 data_dir=args.data_dir,
@@ -152,30 +223,48 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sts=False,
                 max_length=args.eval_max_length,
                 max_queries=args.max_queries,
+                per_query=per_query,
             )
             return out
 
         print(f"[{name}] scoring before fine-tuning", flush=True)
-        before = scores(jina_jax.load_model(name))
-        print(f"[{name}] before: {before}", flush=True)
-        stage_dir = finetune(
-            args.out / "runs" / slug(name),
-            init_from=name,
-            stage="triplets",
-            datasets=datasets,
-            steps=args.steps,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            num_negatives=1,
-            query_max_length=args.max_length,
-            passage_max_length=args.max_length,
-            data_dir=args.data_dir,
+        before_queries: dict[str, float] = {}
+        before = scores(jina_jax.load_model(name), before_queries)
+        print(f"[{name}] before: {short(before)}", flush=True)
+        afters, after_queries, model_dirs = [], [], []
+        for seed in range(args.seeds):
+            stage_dir = finetune(
+                args.out / "runs" / f"{slug(name)}-seed{seed}",
+                init_from=name,
+                stage="triplets",
+                datasets=datasets,
+                steps=args.steps,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                num_negatives=1,
+                query_max_length=args.max_length,
+                passage_max_length=args.max_length,
+                data_dir=args.data_dir,
+                seed=seed,
+            )
+            queries: dict[str, float] = {}
+            afters.append(scores(jina_jax.load_model(stage_dir), queries))
+            after_queries.append(queries)
+            model_dirs.append(str(stage_dir))
+            print(f"[{name} seed {seed}] after: {short(afters[-1])}", flush=True)
+        rows.append(
+            {
+                "model": name,
+                "before": before,
+                "afters": afters,
+                "before_queries": before_queries,
+                "after_queries": after_queries,
+                "model_dirs": model_dirs,
+            }
         )
-        after = scores(jina_jax.load_model(stage_dir))
-        print(f"[{name}] after: {after}", flush=True)
-        rows.append({"model": name, "before": before, "after": after, "model_dir": str(stage_dir)})
 
     table = make_table(rows, retrieval_sets)
+    compared = [c for row in rows for c in comparisons(row)]
     notes = [
         "Error rates in % on the held-out starter negation triplets "
         f"({rows[0]['before']['num_triplets']} triplets: WordNet gloss / GCIDE definition / "
@@ -186,6 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{PAPER['all-MiniLM-L6-v2']['easy'][0]:.0f}% -> {PAPER['all-MiniLM-L6-v2']['easy'][1]:.0f}%.",
         "",
         *check(rows, retrieval_sets, args.max_retrieval_drop),
+        "",
+        f"After fine-tuning: mean ± std over {args.seeds} seeds (data order). Verdicts: paired "
+        "bootstrap of after - before, over the test triplets (hard error, each triplet's 0/1 "
+        "error averaged over seeds) and over the pooled held-out retrieval queries (10,000 "
+        "resamples, 95% interval).",
+        "",
+        comparison_table(compared),
     ]
     config = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
     config["training"] = {
@@ -197,7 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schedule": "linear decay",
     }
     write_outputs(
-        args.out, name=NAME, table=table, config=config, results=rows, started=started, notes=notes
+        args.out,
+        name=NAME,
+        table=table,
+        config=config,
+        results={"models": rows, "comparisons": compared},
+        started=started,
+        notes=notes,
     )
     return 0
 

@@ -78,6 +78,7 @@ class NegationEvaluator:
     batch_size: int = 32
     max_length: int | None = None
     dims: tuple[int, ...] | None = None
+    per_triplet: bool = False  # also return per_triplet_hard_error: [N] 0/1 (full size)
 
     def __post_init__(self):
         self.dims = check_dims(self.dims)
@@ -91,6 +92,10 @@ class NegationEvaluator:
         fit(embedder, texts)
         vectors = embed(embedder, texts, max_length=self.max_length)
         metrics = negation_metrics(vectors[0::3], vectors[1::3], vectors[2::3])
+        if self.per_triplet:
+            anchors, entailments, negatives = vectors[0::3], vectors[1::3], vectors[2::3]
+            hard = row_dot(anchors, entailments) > row_dot(entailments, negatives)
+            metrics["per_triplet_hard_error"] = [int(not ok) for ok in np.asarray(hard).ravel()]
         for dim in evaluation_dims(self.dims, embedder, vectors.shape[1]):
             cut = truncate(vectors, dim)
             truncated = negation_metrics(cut[0::3], cut[1::3], cut[2::3])

@@ -464,6 +464,13 @@ def test_sts_and_negation_truncation_equal_truncating_the_embeddings(minilm):
     positive = np.sum(a * e, axis=1)
     assert got["easy_error_rate/dim_64"] == 1 - np.mean(positive > np.sum(a * n, axis=1))
     assert got["hard_error_rate/dim_64"] == 1 - np.mean(positive > np.sum(e * n, axis=1))
+    # per triplet (full size), for paired bootstraps
+    records = [NegationRecord(*t) for t in NEGATIONS]
+    full = NegationEvaluator(dataset=records, dims=(), per_triplet=True)(minilm)
+    a, e, n = (encode(minilm, [t[i] for t in NEGATIONS], normalize=True) for i in range(3))
+    expected = [int(not ok) for ok in np.sum(a * e, axis=1) > np.sum(e * n, axis=1)]
+    assert full["per_triplet_hard_error"] == expected
+    assert np.mean(expected) == full["hard_error_rate"]
 
 
 @pytest.mark.slow

@@ -33,32 +33,50 @@ def test_markdown_table_and_outputs(tmp_path):
     assert table in text and "a note" in text and "git " in text
 
 
-def test_negation_table_and_check():
+def test_negation_table_check_and_comparisons():
     sets = ["python_faq", "manpages"]
+    before = {
+        "easy_error": 50.0,
+        "hard_error": 25.0,
+        "retrieval:python_faq": 80.0,
+        "retrieval:manpages": 90.0,
+        "per_triplet_hard_error": [1, 1, 0, 0],
+    }
+    after = {
+        "easy_error": 30.0,
+        "hard_error": 10.0,
+        "retrieval:python_faq": 79.0,
+        "retrieval:manpages": 90.2,
+        "per_triplet_hard_error": [0, 0, 0, 0],
+    }
+    again = {**after, "hard_error": 12.0, "retrieval:python_faq": 79.4}
     rows = [
         {
             "model": "m",
-            "before": {
-                "easy_error": 50.0,
-                "hard_error": 25.0,
-                "retrieval:python_faq": 80.0,
-                "retrieval:manpages": 90.0,
-            },
-            "after": {
-                "easy_error": 30.0,
-                "hard_error": 10.0,
-                "retrieval:python_faq": 79.0,
-                "retrieval:manpages": 90.2,
-            },
+            "before": before,
+            "afters": [after, again],
+            "before_queries": {"a": 50.0, "b": 60.0},
+            "after_queries": [{"a": 51.0, "b": 61.0}, {"a": 51.0, "b": 61.0}],
         }
     ]
     table = negation.make_table(rows, sets)
-    assert "| m | 50.00 | 30.00 | 25.00 | 10.00 | 85.00 | 84.60 | -0.40 |" in table
+    # hard after: 10, 12 -> 11.00 ± 1.41; mean nDCG after: (79 + 90.2) / 2 = 84.6 and
+    # (79.4 + 90.2) / 2 = 84.8 -> 84.70 ± 0.14, change 84.70 - 85.00 = -0.30
+    assert (
+        "| m | 50.00 | 30.00 ± 0.00 | 25.00 | 11.00 ± 1.41 | 85.00 | 84.70 ± 0.14 | -0.30 "
+        "| 80.00 / 79.20 ± 0.28 | 90.00 / 90.20 ± 0.00 |"
+    ) in table
     (line,) = negation.check(rows, sets, max_drop=1.0)
-    assert "fell" in line and "within" in line
+    assert "fell (25.0% -> 11.0%, mean of 2 seeds)" in line and "within" in line
     (line,) = negation.check(rows, sets, max_drop=0.1)
     assert "OUTSIDE" in line
     assert negation.slug("runs/v2/pairs/") == "runs_v2_pairs"
+    hard, retrieval = negation.comparisons(rows[0])
+    # two of four triplets go from error to none in both seeds: -0.5 -> -50 points; the
+    # bootstrap interval of a mean of {-1, -1, 0, 0} lies within [-100, 0] points
+    assert hard["difference"] == -50.0 and -100.0 <= hard["low"] <= hard["high"] <= 0.0
+    assert retrieval["difference"] == 1.0 and retrieval["verdict"] == "yes (yes)"
+    assert "| m | held-out nDCG@10 x100, after - before |" in negation.comparison_table([retrieval])
 
 
 class BagOfWordsEmbedder:
@@ -151,10 +169,23 @@ def test_ablation_arms_table_and_comparisons():
         {"name": "exact_dedup", "dataset": "x", "n_in": 100, "n_out": 90},
         {"name": "consistency", "dataset": "x", "n_in": 90, "n_out": 81},
         {"name": "consistency", "dataset": "y", "n_in": 50, "n_out": 25},
+        # judged a sample of 20: 8 removed of 20 judged is 40%, not 8 of 400
+        {
+            "name": "consistency",
+            "dataset": "z",
+            "n_in": 400,
+            "n_out": 392,
+            "note": "judged 20 of 400 (aux_sample); rest kept",
+        },
     ]
     noise = ablation_filters.source_noise(reports)
-    assert [r["dataset"] for r in noise] == ["y", "x"]  # noisiest by consistency first
-    assert noise[1] == {"dataset": "x", "pairs": 100, "exact_dedup": 10.0, "consistency": 10.0}
+    assert [r["dataset"] for r in noise] == ["y", "z", "x"]
+    assert noise[1] == {
+        "dataset": "z",
+        "pairs": 400,
+        "consistency": 40.0,
+    }  # noisiest by consistency first
+    assert noise[2] == {"dataset": "x", "pairs": 100, "exact_dedup": 10.0, "consistency": 10.0}
 
 
 def test_sequence_length_set_table_and_plot(tmp_path):
