@@ -122,13 +122,17 @@ def load_model_from_workdir(workdir: PathLike, step: int | None = None, **config
 
 def encoder_params(params):
     """The encoder's parameters in a training state's ``params``: a distillation stage keeps
-    them under ``encoder``, next to its ``projection`` heads (which the model does not use)."""
+    them under ``encoder``, next to its ``projection`` heads (which the model does not use); an
+    MLM stage under ``bert``, next to its ``cls`` prediction head (the MLM backbone as an
+    encoder, mean-pooled as model.json says)."""
     if (
         isinstance(params, dict)
         and "encoder" in params
         and set(params) <= {"encoder", "projection"}
     ):
         return params["encoder"]
+    if isinstance(params, dict) and set(params) == {"bert", "cls"}:
+        return params["bert"]
     return params
 
 

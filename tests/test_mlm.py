@@ -58,3 +58,19 @@ def test_masked_positions_only_equals_full_projection():
     # the decoder is tied: the word embeddings get gradient from the output projection too
     table = params["bert"]["embeddings"]["word_embeddings"]["embedding"]
     assert "decoder" not in params["cls"] and table.shape == (50, 16)
+
+
+def test_an_mlm_stage_loads_as_its_encoder():
+    """load_model on an MLM stage folder: the encoder under "bert" (its "cls" head dropped)
+    has exactly the tree and shapes of the encoder model.json describes."""
+    from jina_jax.checkpoints import abstract_params, check_params_match, encoder_params
+
+    import dataclasses
+
+    params = nn.meta.unbox(MLMObjective(CONFIG).init(jax.random.key(0)))
+    encoder = encoder_params(params)
+    assert encoder is params["bert"]
+    recorded = dataclasses.replace(CONFIG, add_pooler=False)  # as the MLM stage's model.json
+    check_params_match(encoder, recorded, source="test")  # raises on any missing/extra leaf
+    shapes = jax.tree.map(lambda s: s.shape, abstract_params(recorded))
+    assert jax.tree.map(np.shape, encoder) == shapes
