@@ -257,3 +257,28 @@ def test_mteb_table_end_to_end(tmp_path):
     online = json.loads((out / "config.json").read_text())["config"]["online_tasks"]
     assert sum(map(len, online.values())) == 56 and "SciFact" in online["RT"]
     assert online["SM"] == ["SummEval"]
+
+
+def test_negation_errors_on_a_file_in_the_hub_layout(tmp_path):
+    """--test-set FILE (how jinaai/negation-dataset-v2 is read on a connected machine): a parquet
+    file with anchor / entailment / negative columns, scored by hand with the same vectors."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    triplets = [
+        ("copy the file number 1", "copy file number 1", "do not copy the file number 1"),
+        ("the door is open", "door open", "the door is not open"),
+        ("install the package", "package install", "remove the package now"),
+    ]
+    path = tmp_path / "negation-dataset-v2.parquet"
+    columns = dict(zip(("anchor", "entailment", "negative"), zip(*triplets)))
+    pq.write_table(pa.table({k: list(v) for k, v in columns.items()}), path)
+    embedder = BagOfWordsEmbedder()
+    got = negation.negation_errors(embedder, None, None, per_triplet=True, dataset=str(path))
+    a, e, n = (embedder.embed([t[i] for t in triplets]) for i in range(3))
+    positive = np.sum(a * e, axis=1)
+    hard = [int(not ok) for ok in positive > np.sum(e * n, axis=1)]
+    easy = [int(not ok) for ok in positive > np.sum(a * n, axis=1)]
+    assert got["per_triplet_hard_error"] == hard and got["num_triplets"] == 3
+    assert got["hard_error"] == pytest.approx(100 * np.mean(hard))
+    assert got["easy_error"] == pytest.approx(100 * np.mean(easy))
