@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import pathlib
 import re
 import time
@@ -61,7 +62,11 @@ from experiments.stats import NO, format_mean_std, paired_bootstrap, per_query_m
 NAME = "ablation_filters"
 VARIANTS = ("none", "language", "consistency", "both")
 MISMATCHED, RECOVERED = "mismatched", "mismatched + consistency"
-ARMS = (*VARIANTS, MISMATCHED, RECOVERED)
+# Size controls: clean pairs drawn at random, as many as a filtered arm keeps, so that a
+# filter's choice of pairs is compared with no choice at the same data size.
+RANDOM_CONSISTENCY = "random, consistency's size"
+RANDOM_RECOVERED = "random, mismatched + consistency's size"
+ARMS = (*VARIANTS, MISMATCHED, RECOVERED, RANDOM_CONSISTENCY, RANDOM_RECOVERED)
 ONLINE_TASKS = ("QuoraRetrieval", "SciFact", "TRECCOVID", "STS12")
 # v1 paper, filter ablation: each filter helps, both help most.
 PAPER_DIRECTION = "both > consistency, language > none"
@@ -73,6 +78,18 @@ COMPARISONS = (
     (MISMATCHED, "none", "lower", "known noise: 30% mismatched positives hurt"),
     (RECOVERED, MISMATCHED, "higher", "known noise: the consistency filter helps against it"),
     (RECOVERED, "none", "higher", "known noise: filtering recovers the clean score"),
+    (
+        "consistency",
+        RANDOM_CONSISTENCY,
+        "higher",
+        "same size: the consistency filter's pairs beat as many random ones",
+    ),
+    (
+        RECOVERED,
+        RANDOM_RECOVERED,
+        "higher",
+        "same size: filtering the mismatched data recovers the clean score",
+    ),
 )
 MAX_CHARS = 20_000
 
@@ -138,6 +155,7 @@ def filter_arms(records, embedder, *, planted_fraction: float = 0.3, top_k: int 
     filter's auxiliary embedder (memoised by the caller: "both" and the mismatched arms re-use
     the vectors of "consistency")."""
     from jina_jax.data import filters
+    from jina_jax.data.hashing import stable_sample
 
     def consistency(rows, dataset):
         stage = filters.ConsistencyFilter(
@@ -161,6 +179,10 @@ def filter_arms(records, embedder, *, planted_fraction: float = 0.3, top_k: int 
     out[MISMATCHED] = (noisy, [dedup, noisy_report])
     recovered, recovered_report = consistency(noisy, "mismatched")
     out[RECOVERED] = (recovered, [dedup, noisy_report, recovered_report])
+    for arm, size in ((RANDOM_CONSISTENCY, len(consistent)), (RANDOM_RECOVERED, len(recovered))):
+        keep = stable_sample([r.query + "\0" + r.positive for r in base], size, arm)
+        report = filters.FilterReport("random subset", arm, len(base), len(keep))
+        out[arm] = ([base[i] for i in keep], [dedup, report])
     return out, planted
 
 
@@ -223,7 +245,7 @@ def comparisons(per_query: Mapping[str, Sequence[Mapping[str, float]]]) -> list[
         _, b_scores = per_query_matrix(per_query[b], queries)
         result = paired_bootstrap(a_scores, b_scores, expected=expected)
         verdict = result.verdict
-        if (b, a) == (RECOVERED, "none"):  # recovered unless significantly below the clean arm
+        if a in ("none", RANDOM_RECOVERED) and b == RECOVERED:  # unless significantly lower
             verdict = "no" if result.verdict == NO else f"yes ({result.verdict})"
         out.append(
             {
@@ -359,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for seed in range(args.seeds):
         for arm in arm_names:
             kept, _ = arms[arm]
-            slug = arm.replace(" + ", "+")
+            slug = re.sub(r"[^A-Za-z0-9+_-]+", "_", arm.replace(" + ", "+")).strip("_")
             path = args.out / "data" / f"{slug}.jsonl"
             # Training reads at most passage_max_length tokens; the readers skip lines over 100k
             # characters (one man page has 160k), so long texts are cut here rather than lost.
@@ -381,8 +403,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 data_dir=data_dir,
                 seed=seed,
             )
-            per_query: dict[str, float] = {}
-            result = scores(jina_jax.load_model(stage_dir), per_query)
+            # A finished run's scores are kept next to it: a rerun that adds arms or seeds
+            # does not score the others again.
+            saved = stage_dir.parent / "held_out_scores.json"
+            if saved.exists():
+                kept_scores = json.loads(saved.read_text())
+                result, per_query = kept_scores["scores"], kept_scores["per_query"]
+            else:
+                per_query = {}
+                result = scores(jina_jax.load_model(stage_dir), per_query)
+                saved.write_text(json.dumps({"scores": result, "per_query": per_query}))
             seed_scores.setdefault(arm, []).append(result)
             seed_queries.setdefault(arm, []).append(per_query)
             model_dirs.setdefault(arm, []).append(str(stage_dir))

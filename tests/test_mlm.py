@@ -63,9 +63,9 @@ def test_masked_positions_only_equals_full_projection():
 def test_an_mlm_stage_loads_as_its_encoder():
     """load_model on an MLM stage folder: the encoder under "bert" (its "cls" head dropped)
     has exactly the tree and shapes of the encoder model.json describes."""
-    from jina_jax.checkpoints import abstract_params, check_params_match, encoder_params
-
     import dataclasses
+
+    from jina_jax.checkpoints import abstract_params, check_params_match, encoder_params
 
     params = nn.meta.unbox(MLMObjective(CONFIG).init(jax.random.key(0)))
     encoder = encoder_params(params)

@@ -120,6 +120,13 @@ def test_ablation_arms_table_and_comparisons():
     # pair and keeps the others.
     assert ablation_filters.planted_kept(arms["mismatched + consistency"][0], swapped) == 0
     assert len(arms["mismatched + consistency"][0]) == 9 - 4
+    # the size controls: as many clean pairs as each filtered arm keeps, drawn from "none"
+    for control, filtered in (
+        (ablation_filters.RANDOM_CONSISTENCY, "consistency"),
+        (ablation_filters.RANDOM_RECOVERED, "mismatched + consistency"),
+    ):
+        assert len(arms[control][0]) == len(arms[filtered][0])
+        assert set(arms[control][0]) <= set(arms["none"][0])
     note = ablation_filters.removal_note(swapped, arms)
     assert "removed 4 of the 4 planted mismatches (100.0%; meets" in note
 
