@@ -64,8 +64,8 @@ VARIANTS = ("none", "language", "consistency", "both")
 MISMATCHED, RECOVERED = "mismatched", "mismatched + consistency"
 # Size controls: clean pairs drawn at random, as many as a filtered arm keeps, so that a
 # filter's choice of pairs is compared with no choice at the same data size.
-RANDOM_CONSISTENCY = "random, consistency's size"
-RANDOM_RECOVERED = "random, mismatched + consistency's size"
+RANDOM_CONSISTENCY = "random (consistency's size)"
+RANDOM_RECOVERED = "random (mismatched + consistency's size)"
 ARMS = (*VARIANTS, MISMATCHED, RECOVERED, RANDOM_CONSISTENCY, RANDOM_RECOVERED)
 ONLINE_TASKS = ("QuoraRetrieval", "SciFact", "TRECCOVID", "STS12")
 # v1 paper, filter ablation: each filter helps, both help most.
