@@ -57,7 +57,13 @@ from experiments.common import (
     write_jsonl,
     write_outputs,
 )
-from experiments.stats import NO, format_mean_std, paired_bootstrap, per_query_matrix
+from experiments.stats import (
+    NO,
+    format_interval,
+    format_mean_std,
+    paired_bootstrap,
+    per_query_matrix,
+)
 
 NAME = "ablation_filters"
 VARIANTS = ("none", "language", "consistency", "both")
@@ -270,7 +276,7 @@ def comparison_table(rows: Sequence[Mapping[str, Any]]) -> str:
             [
                 r["comparison"],
                 r["what"],
-                f"{r['difference']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]",
+                format_interval(r),
                 r["verdict"],
             ]
             for r in rows

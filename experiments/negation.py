@@ -30,7 +30,13 @@ from experiments.common import (
     setup,
     write_outputs,
 )
-from experiments.stats import NO, format_mean_std, paired_bootstrap, per_query_matrix
+from experiments.stats import (
+    NO,
+    format_interval,
+    format_mean_std,
+    paired_bootstrap,
+    per_query_matrix,
+)
 
 NAME = "negation"
 PAPER = {"all-MiniLM-L6-v2": {"easy": (8.0, 5.0)}}  # the paper's easy error rates, %
@@ -176,7 +182,7 @@ def comparison_table(compared: Sequence[dict[str, Any]]) -> str:
                 c["model"],
                 c["comparison"],
                 c["paper"],
-                f"{c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]",
+                format_interval(c),
                 c["verdict"],
             ]
             for c in compared

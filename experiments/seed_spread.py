@@ -33,7 +33,7 @@ from experiments.common import (
     write_outputs,
 )
 from experiments.negation import negation_errors
-from experiments.stats import format_mean_std, paired_bootstrap, per_query_matrix
+from experiments.stats import format_interval, format_mean_std, paired_bootstrap, per_query_matrix
 
 NAME = "seed_spread"
 EVAL_MAX_LENGTH = 256  # config_lib.heldout_evals' retrieval entries
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [
             [
                 c["baseline"],
-                f"{c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]",
+                format_interval(c),
                 c["verdict"],
             ]
             for c in compared

@@ -66,6 +66,13 @@ class Comparison:
         )
 
 
+def format_interval(comparison: Mapping[str, float], digits: int = 2) -> str:
+    """ "+1.23 [+0.45, +2.01]": a comparison's difference and 95% interval (a ``Comparison``'s
+    fields as a dict, e.g. ``vars(result)``)."""
+    d, low, high = (comparison[k] for k in ("difference", "low", "high"))
+    return f"{d:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
 def per_query_matrix(
     runs: Sequence[Mapping[str, float]], queries: Sequence[str] | None = None
 ) -> tuple[list[str], np.ndarray]:
