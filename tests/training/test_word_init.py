@@ -136,8 +136,9 @@ def test_copied_tensors_match_the_teacher_safetensors(student, teacher_tensors):
 def test_student_layer_reproduces_the_teacher_layer(student, j):
     """A student layer on a hidden state equals transformers' BertLayer of the teacher; the
     student block runs as its absolute-position twin (same parameters, no ALiBi bias)."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
+
     config, _, _, tree, _, _ = student
     teacher = transformers.BertModel.from_pretrained(
         str(resolve(TEACHER)), attn_implementation="eager"
